@@ -1,0 +1,196 @@
+"""The `prism` command. Thin: parse flags, resolve the config, call one function per verb."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prismrl.config import RouteConfig, resolve
+from prismrl.data.format import CannotEncode
+from prismrl.data.schema import InvalidTrajectory
+from prismrl.models import ModelNotAvailable
+from prismrl.probe.probe import ProbeMismatch
+from prismrl.probe.units import NoUnitsFound
+
+app = typer.Typer(help="PRISM: route expert trajectories to SFT or RL by gradient concentration.", no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Validate and convert trajectory files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+# Errors a user can fix from the message alone: printed as one line, exit code 2.
+USER_ERRORS = (InvalidTrajectory, FileNotFoundError, ModelNotAvailable, ProbeMismatch, NoUnitsFound, CannotEncode, ValueError)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it")
+ModelOpt = typer.Option(None, help="HF id, local folder, builtin:smollm2-135m (default) or tiny[:seed]")
+MaxLenOpt = typer.Option(None, "--max-length", help="uniform context length; longer trajectories lose their oldest turns")
+SkipOpt = typer.Option(None, "--skip-invalid/--strict", help="skip invalid records (listed in the report) instead of failing")
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(2)
+
+
+def _print_split(result) -> None:
+    split = result.split
+    table = Table(title=f"PRISM split ({split.router}, {split.metric or 'random'}, RL share {split.rl_share:.0%})")
+    for column in ("half", "trajectories", "first ids"):
+        table.add_column(column)
+    for name, ids in (("SFT", split.ids_sft), ("RL", split.ids_rl)):
+        table.add_row(name, str(len(ids)), ", ".join(ids[:4]) + (" …" if len(ids) > 4 else ""))
+    Console().print(table)
+    Console().print(
+        f"threshold {split.threshold}; truncated {result.n_truncated}; flagged {result.n_flagged}; "
+        f"skipped {result.n_skipped}\nwrote {result.out_dir}/{{sft.jsonl, rl.jsonl, split.json, report.md, scores.png, layers.png}}"
+    )
+
+
+@app.command()
+def probe(
+    data: str = typer.Option(None, help="trajectory file or HF dataset folder"),
+    out: str = typer.Option(None, help="output folder"),
+    model: str = ModelOpt,
+    max_length: int = MaxLenOpt,
+    dtype: str = typer.Option(None, help="float32 (CPU default), bfloat16, float16 or auto"),
+    device: str = typer.Option(None),
+    skip_invalid: bool = SkipOpt,
+    trust_remote_code: bool = typer.Option(None, "--trust-remote-code"),
+    config: Path = ConfigOpt,
+):
+    """Stage I: per-unit gradient norms of each trajectory's SFT loss → probe.jsonl."""
+    from prismrl import pipeline
+
+    try:
+        cfg = resolve(RouteConfig, config, data=data, out=out, model=model, max_length=max_length, dtype=dtype,
+                      device=device, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code)
+        summary, skipped = pipeline.probe(cfg)
+    except USER_ERRORS as error:
+        _fail(error)
+    Console().print(
+        f"probed {summary.n_probed} (resumed {summary.n_resumed}) of {summary.n_total} in {summary.seconds:.1f}s; "
+        f"truncated {summary.n_truncated}; flagged {len(summary.flagged)}; skipped {len(skipped)} → {cfg.out}/probe.jsonl"
+    )
+    for ident, why in summary.flagged.items():
+        console.print(f"[yellow]flagged[/] {ident}: {why}")
+
+
+@app.command()
+def score(
+    probe_dir: str = typer.Option(..., "--probe", help="folder holding probe.jsonl"),
+    out: str = typer.Option(None, help="output folder (default: the probe folder)"),
+    normalize: str = typer.Option("none", help="none or sqrt-numel"),
+):
+    """Stage II: concentration metrics from probe.jsonl (no model needed) → scores.csv."""
+    from prismrl.fileio import atomic_write_text
+    from prismrl.pipeline import read_probe
+    from prismrl.report import score_table
+
+    try:
+        records, meta = read_probe(probe_dir)
+        valid = [r for r in records if not r.get("flag")]
+        if not valid:
+            raise ValueError(f"{probe_dir}: no valid probe records to score")
+        table = score_table(valid, meta, normalize)
+    except USER_ERRORS as error:
+        _fail(error)
+    target = Path(out or probe_dir) / "scores.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, table.to_csv(index_label="id"))
+    Console().print(table.describe().loc[["mean", "std", "min", "max"]].round(4).to_string())
+    Console().print(f"wrote {target} ({len(table)} trajectories, {len(records) - len(valid)} flagged left out)")
+
+
+@app.command("route")
+def route_cmd(
+    data: str = typer.Option(None, help="trajectory file or HF dataset folder"),
+    out: str = typer.Option(None, help="output folder"),
+    model: str = ModelOpt,
+    probe_dir: str = typer.Option(None, "--probe", help="reuse this folder's probe.jsonl instead of probing"),
+    router: str = typer.Option(None, help="prism, inverse, random, magnitude, loss or length"),
+    metric: str = typer.Option(None, help="gini (default), kurtosis or cv"),
+    rl_share: float = typer.Option(None, "--rl-share", help="fraction routed to RL (median split = 0.5)"),
+    normalize: str = typer.Option(None, help="none or sqrt-numel (divide each unit's norm by √numel)"),
+    seed: int = typer.Option(None, help="seed of the random router"),
+    max_length: int = MaxLenOpt,
+    dtype: str = typer.Option(None),
+    device: str = typer.Option(None),
+    skip_invalid: bool = SkipOpt,
+    config: Path = ConfigOpt,
+):
+    """Stages I–III: probe, score and split into sft.jsonl / rl.jsonl with a report."""
+    from prismrl.pipeline import probe_and_route
+
+    try:
+        cfg = resolve(RouteConfig, config, data=data, out=out, model=model, probe=probe_dir, router=router, metric=metric,
+                      rl_share=rl_share, normalize=normalize, seed=seed, max_length=max_length, dtype=dtype,
+                      device=device, skip_invalid=skip_invalid)
+        result = probe_and_route(cfg)
+    except USER_ERRORS as error:
+        _fail(error)
+    _print_split(result)
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("runs/demo", help="output folder"),
+    model: str = ModelOpt,
+    n: int = typer.Option(None, help="route only the first N shipped trajectories"),
+):
+    """Route the shipped expert trajectories with the built-in model and write the report."""
+    from prismrl.data.demo import demo_config
+    from prismrl.pipeline import probe_and_route
+
+    try:
+        result = probe_and_route(demo_config(out, model, n))
+    except USER_ERRORS as error:
+        _fail(error)
+    _print_split(result)
+
+
+@data_app.command("validate")
+def data_validate(
+    file: str = typer.Argument(..., help="trajectory file or HF dataset folder"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="list every invalid record instead of stopping at the first"),
+):
+    """Check a trajectory file against the schema; exit 1 when anything is invalid."""
+    from prismrl.data.io import load_trajectories
+
+    try:
+        trajectories, skipped = load_trajectories(file, skip_invalid=skip_invalid)
+    except USER_ERRORS as error:
+        console.print(f"[bold red]invalid:[/] {error}")
+        raise typer.Exit(1)
+    for item in skipped:
+        console.print(f"[bold red]invalid:[/] {item.where}: {item.reason}")
+    n_assistant = sum(sum(m["role"] == "assistant" for m in t.messages) for t in trajectories)
+    Console().print(f"{file}: {len(trajectories)} valid trajectories, {n_assistant} agent turns, {len(skipped)} invalid")
+    if skipped:
+        raise typer.Exit(1)
+
+
+@data_app.command("convert")
+def data_convert(
+    source: str = typer.Argument(..., help="input: JSONL, ShareGPT/ETO/AgentGym JSON, or HF dataset folder"),
+    target: str = typer.Argument(..., help="output path"),
+    to: str = typer.Option("jsonl", help="jsonl (project schema), sharegpt, or hf (dataset folder)"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid"),
+):
+    """Convert between trajectory formats; nothing is written when the input is invalid."""
+    from prismrl.data.io import load_trajectories, save_trajectories
+
+    try:
+        trajectories, skipped = load_trajectories(source, skip_invalid=skip_invalid)
+        save_trajectories(trajectories, target, fmt=to)
+    except USER_ERRORS as error:
+        _fail(error)
+    for item in skipped:
+        console.print(f"[yellow]skipped[/] {item.where}: {item.reason}")
+    Console().print(f"wrote {len(trajectories)} trajectories to {target} ({to}); skipped {len(skipped)}")
+
+
+def main() -> None:  # pragma: no cover - `python -m prismrl.cli`
+    sys.exit(app())

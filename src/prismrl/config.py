@@ -1,0 +1,54 @@
+"""Configs are dataclasses: defaults, then a YAML file, then command-line flags; the resolved
+values are saved next to the outputs so every result says how it was made."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from prismrl.fileio import atomic_write_text
+from prismrl.models import BUILTIN_DEFAULT
+
+T = TypeVar("T")
+
+
+@dataclass
+class RouteConfig:
+    """Everything `prism probe` / `prism route` / `prism demo` need."""
+
+    data: str = ""  # trajectory file (JSONL, ShareGPT/ETO/AgentGym JSON) or saved HF dataset folder
+    out: str = ""  # run folder; every output goes here
+    model: str = BUILTIN_DEFAULT
+    max_length: int = 1024  # uniform context length for the whole run (paper: per environment)
+    dtype: str = "float32"
+    device: str | None = None
+    trust_remote_code: bool = False
+    skip_invalid: bool = False
+    probe: str | None = None  # reuse this folder's probe.jsonl instead of probing again
+    router: str = "prism"
+    metric: str = "gini"
+    rl_share: float = 0.5
+    normalize: str = "none"  # or sqrt-numel
+    seed: int = 0
+
+
+def resolve(cls: type[T], config_file: str | Path | None = None, **flags: Any) -> T:
+    values: dict[str, Any] = {}
+    if config_file:
+        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: a config must be a mapping of option: value")
+        values.update(loaded)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def save(config: Any, path: str | Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(asdict(config), sort_keys=False))

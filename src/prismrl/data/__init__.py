@@ -1,0 +1,1 @@
+"""Trajectories: the schema, file formats, the shared chat formatter, expert generation."""

@@ -1,0 +1,1 @@
+"""TextWorld-Express: fast procedural text games (cookingworld, twc, coin, ...) with gold paths."""

