@@ -192,5 +192,31 @@ def data_convert(
     Console().print(f"wrote {len(trajectories)} trajectories to {target} ({to}); skipped {len(skipped)}")
 
 
+@data_app.command("generate")
+def data_generate(
+    env: str = typer.Option(..., help="twx, webshop or alfworld"),
+    split: str = typer.Option("train", help="split of the environment's tasks"),
+    n: int = typer.Option(100, help="number of expert trajectories to keep"),
+    out: str = typer.Option(..., help="output JSONL (appended to: reruns resume)"),
+    max_steps: int = typer.Option(50, "--max-steps"),
+    env_config: Path = typer.Option(None, "--env-config", help="YAML of options for the environment"),
+):
+    """Expert trajectories from an environment's own expert, only won episodes kept."""
+    import yaml
+
+    from prismrl.data.generate import generate
+
+    try:
+        options = yaml.safe_load(env_config.read_text()) if env_config else {}
+        report = generate(env, split, n, out, options, max_steps)
+    except (KeyError, RuntimeError, *USER_ERRORS) as error:
+        _fail(error)
+    for task_id, why in report.errors.items():
+        console.print(f"[yellow]engine error[/] {task_id}: {why}")
+    Console().print(f"{out}: {report.kept} trajectories; expert lost {len(report.failed)}, engine errors {len(report.errors)}")
+    if report.kept < n:
+        console.print(f"[yellow]only {report.kept} of {n}: the split has no more tasks the expert wins[/]")
+
+
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`
     sys.exit(app())

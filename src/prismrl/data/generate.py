@@ -8,6 +8,7 @@ see one format. Only won episodes are kept; the others are counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prismrl.data.schema import Trajectory
 from prismrl.envs.base import Env, prompt_module
@@ -44,3 +45,44 @@ def expert_trajectory(env: Env, env_name: str, task_id: str, max_steps: int = 50
         id=f"{env_name}/{task_id}", task_id=task_id, env=env_name, messages=messages, reward=total_reward,
         meta={"task_type": info.get("task_type"), "steps": steps, "source": "expert"},
     )
+
+
+def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dict | None = None,
+             max_steps: int = 50, progress: bool = True) -> GenerateReport:
+    """Expert trajectories for the first `n` won tasks of a split, appended to `out` (JSONL).
+
+    Resumable: tasks already in `out` are skipped, so a rerun after a crash continues. A task
+    whose engine raises is reported by id and the run goes on.
+    """
+    from rich.progress import Progress
+
+    from prismrl.envs.base import make
+    from prismrl.fileio import JsonlAppender, read_jsonl_prefix
+
+    out = Path(out)
+    done = {record["task_id"] for record in read_jsonl_prefix(out)}
+    report = GenerateReport(kept=len(done))
+    env = make(env_name, **(env_config or {}))
+    try:
+        tasks = env.tasks(split)
+        with JsonlAppender(out) as sink, Progress(disable=not progress) as bar:
+            job = bar.add_task(f"expert {env_name}/{split}", total=n, completed=min(len(done), n))
+            for task_id in tasks:
+                if report.kept >= n:
+                    break
+                if task_id in done:
+                    continue
+                try:
+                    trajectory = expert_trajectory(env, env_name, task_id, max_steps)
+                except Exception as error:  # an engine crash on one task must not lose the rest
+                    report.errors[task_id] = f"{type(error).__name__}: {error}"
+                    continue
+                if trajectory is None:
+                    report.failed.append(task_id)
+                    continue
+                sink.write(trajectory.to_dict())
+                report.kept += 1
+                bar.update(job, advance=1)
+    finally:
+        env.close()
+    return report

@@ -40,13 +40,14 @@ class TextWorldExpressEnv:
         self._game = ""
 
     def tasks(self, split: str) -> list[str]:
+        """Task ids interleaved across games, so any prefix of the list is balanced."""
         fold = self._fold(split)
-        ids = []
+        per_game = []
         for game in self.games:
             self._engine.load(gameName=game, gameParams=self.game_params.get(game, ""))
             seeds = {"train": self._engine.getValidSeedsTrain, "dev": self._engine.getValidSeedsDev, "test": self._engine.getValidSeedsTest}[fold]()
-            ids += [f"{game}-{fold}-{seed}" for seed in seeds[: self.tasks_per_split]]
-        return ids
+            per_game.append([f"{game}-{fold}-{seed}" for seed in seeds[: self.tasks_per_split]])
+        return [task for group in zip(*per_game) for task in group]
 
     @staticmethod
     def _fold(split: str) -> str:
