@@ -1,0 +1,70 @@
+"""Product search: BM25 over one text per product, as the original's pyserini (Lucene) index.
+
+The original indexed, per product, the lower-cased title + description + first bullet point +
+option text, and ranked with Lucene BM25 (k1 = 0.9, b = 0.4), returning the top 50. `bm25s` with
+method "lucene" computes the same scores. The original analyzer also stemmed (Porter); PyStemmer
+is not available here, so tokens get Lucene's *minimal* English stemmer (plurals only:
+"shampoos" -> "shampoo", "batteries" -> "battery"), which covers most of what matters for
+product queries. Stop words are Lucene's English set (bm25s ships the same 33 words).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import bm25s
+import numpy as np
+from bm25s.stopwords import STOPWORDS_EN
+
+SEARCH_RETURN_N = 50  # results per query, as the original
+PRODUCT_WINDOW = 10  # results per page
+
+_TOKEN = re.compile(r"\w+")
+_STOP = frozenset(STOPWORDS_EN)
+
+
+def minimal_stem(word: str) -> str:
+    """Lucene's EnglishMinimalStemmer: strip plural endings, nothing else."""
+    if len(word) < 3 or word[-1] != "s" or word[-2] in "us":
+        return word
+    if word[-2] == "e":
+        if len(word) > 3 and word[-3] == "i" and word[-4] not in "ae":
+            return word[:-3] + "y"  # batteries -> battery
+        if word[-3] in "iaoe":
+            return word  # shoes, trees stay
+    return word[:-1]
+
+
+def tokenize(text: str) -> list[str]:
+    return [minimal_stem(t) for t in _TOKEN.findall(text.lower()) if t not in _STOP]
+
+
+def product_document(product: dict[str, Any]) -> str:
+    bullets = product.get("BulletPoints") or [""]
+    options = ", and ".join(f"{group}: {', '.join(values)}" for group, values in (product.get("options") or {}).items())
+    return " ".join([product.get("Title", ""), product.get("Description", ""), bullets[0] if bullets else "", options]).lower()
+
+
+class SearchEngine:
+    def __init__(self, products: list[dict[str, Any]]):
+        self.asins = [p["asin"] for p in products]
+        self.bm25 = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
+        self.bm25.index([tokenize(product_document(p)) for p in products], show_progress=False)
+        self._cache: dict[str, list[str]] = {}
+
+    def search(self, query: str, k: int = SEARCH_RETURN_N) -> list[str]:
+        """Asins of the top-k products, best first. As Lucene, only products sharing at least one
+        term with the query are returned; ties go to the earlier product, so results are stable."""
+        key = f"{k}\t{query.lower().strip()}"
+        if key not in self._cache:
+            if len(self._cache) > 50_000:  # long RL runs issue many distinct queries
+                self._cache.clear()
+            tokens = tokenize(query)
+            if not tokens:
+                self._cache[key] = []
+            else:
+                scores = self.bm25.get_scores(tokens)
+                order = np.argsort(-scores, kind="stable")[:k]
+                self._cache[key] = [self.asins[i] for i in order if scores[i] > 0]
+        return list(self._cache[key])
