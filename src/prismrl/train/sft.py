@@ -1,0 +1,436 @@
+"""Multi-turn SFT on a trajectory file, loss on every assistant turn and nothing else.
+
+Every trajectory goes through the ONE shared formatter (`prismrl.data.format.encode`), so the
+tokens and loss mask SFT trains on are exactly the ones the gradient probe measured. The encoded
+`input_ids` + `labels` are handed to TRL's `SFTTrainer` as a pre-tokenized dataset. TRL 1.16
+keeps a dataset's own `labels` column as is (`_prepare_dataset`: "A dataset that already provides
+a 'labels' column is left as is"), pads it with -100 in its collator, and its fused LM head
+scores exactly the positions whose shifted label is not -100; no chat-template masking, EOS
+appending, truncation (`max_length=None`) or packing of TRL's own is involved. The test suite
+checks that the per-token mask TRL's loss uses equals the formatter's.
+
+Over-long trajectories lose their oldest turns in the formatter; ones it cannot encode at all are
+skipped and listed in the summary (`out/sft_summary.json`), never dropped silently.
+
+Outputs under `out/`: `checkpoint-*` (every `save_steps` and at the end; `resume=True` continues
+from the latest), `final/` (a plain Hugging Face model + tokenizer; for LoRA the merged model),
+`adapter/` (LoRA only), `sft_metrics.jsonl` (one fsynced JSON line per log) and `sft_summary.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from prismrl.data.format import IGNORE_INDEX, CannotEncode, Encoded, encode
+from prismrl.data.io import load_trajectories
+from prismrl.data.schema import Trajectory
+from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+METRICS_FILE = "sft_metrics.jsonl"
+SUMMARY_FILE = "sft_summary.json"
+
+
+@dataclass
+class SFTTrainConfig:
+    """Everything one SFT run needs; `asdict` of it is recorded in the summary."""
+
+    model: str = BUILTIN_DEFAULT  # spec for `prismrl.models.load_model`
+    data: str = ""  # trajectory file (D_SFT)
+    out: str = "runs/sft"
+    max_length: int = 1024  # formatter's context length: over-long trajectories lose oldest turns
+    epochs: float = 3.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 1e-5
+    lr_scheduler: str = "linear"
+    warmup: float = 0.0  # steps, or a ratio of all steps when in [0, 1)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    batch_size: int = 4
+    grad_accum: int = 1
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    save_steps: int = 100
+    save_total_limit: int | None = 3  # older checkpoints are deleted; None keeps all (resume needs only the latest)
+    seed: int = 0
+    dtype: str = "float32"  # compute precision (autocast) on CUDA; weights stay float32; CPU: always float32
+    device: str | None = None  # None: cuda when available, else cpu
+    eval_data: str | None = None  # held-out trajectories → eval loss before/after
+    eval_steps: int = 0  # > 0: also evaluate eval_data every eval_steps during training
+    resume: bool = False  # continue from the latest checkpoint-* in out
+    logging_steps: int = 10
+    skip_invalid: bool = False  # invalid records in the data file: error (False) or skip and list (True)
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora_targets, str):
+            self.lora_targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
+        else:
+            self.lora_targets = tuple(self.lora_targets)
+        if not self.data:
+            raise ValueError("SFTTrainConfig.data: give the trajectory file to train on")
+        for name in ("max_length", "batch_size", "grad_accum", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SFTTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        resolve_dtype(self.dtype)  # raises on an unknown name
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ValueError("SFTTrainConfig: epochs must be > 0 (or set max_steps)")
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+
+
+@dataclass
+class EncodedSet:
+    ids: list[str] = field(default_factory=list)
+    encoded: list[Encoded] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # {"id", "where", "reason"}
+
+    @property
+    def n_truncated(self) -> int:
+        return sum(e.truncated for e in self.encoded)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(e.n_tokens for e in self.encoded)
+
+    @property
+    def n_response_tokens(self) -> int:
+        return sum(e.n_response_tokens for e in self.encoded)
+
+
+def encode_all(trajectories: list[Trajectory], tokenizer, max_length: int | None, where: str = "") -> EncodedSet:
+    """Encode with the shared formatter; what cannot be encoded is listed, not dropped silently."""
+    result = EncodedSet()
+    for trajectory in trajectories:
+        try:
+            encoded = encode(trajectory, tokenizer, max_length)
+        except CannotEncode as error:
+            result.skipped.append({"id": trajectory.id, "where": where, "reason": str(error)})
+            continue
+        result.ids.append(trajectory.id)
+        result.encoded.append(encoded)
+    return result
+
+
+def load_and_encode(path: str, tokenizer, max_length: int, skip_invalid: bool) -> EncodedSet:
+    trajectories, invalid = load_trajectories(path, skip_invalid=skip_invalid)
+    result = encode_all(trajectories, tokenizer, max_length, where=str(path))
+    result.skipped = [s.to_dict() for s in invalid] + result.skipped
+    return result
+
+
+def to_dataset(encoded: EncodedSet):
+    """A pre-tokenized `datasets.Dataset` whose `labels` are the formatter's, verbatim."""
+    import datasets
+
+    return datasets.Dataset.from_dict(
+        {"input_ids": [e.input_ids for e in encoded.encoded], "labels": [e.labels for e in encoded.encoded]}
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out loss
+
+
+@torch.no_grad()
+def encoded_loss_sum(model, encoded: list[Encoded], pad_token_id: int, batch_size: int = 4) -> tuple[float, int]:
+    """(sum of next-token cross-entropy over response tokens, number of those tokens)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for start in range(0, len(encoded), batch_size):
+            batch = encoded[start : start + batch_size]
+            width = max(e.n_tokens for e in batch)
+            ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+            labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, e in enumerate(batch):
+                ids[row, : e.n_tokens] = torch.tensor(e.input_ids)
+                labels[row, : e.n_tokens] = torch.tensor(e.labels)
+                mask[row, : e.n_tokens] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            # Same definition as prismrl.probe.probe.sft_loss, summed so batches weigh by tokens.
+            shifted = labels[:, 1:].to(device)
+            total += F.cross_entropy(
+                logits[:, :-1].float().flatten(0, 1), shifted.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+            ).item()
+            count += int((shifted != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    return total, count
+
+
+def heldout_loss(model, tokenizer, trajectories: list[Trajectory], max_length: int | None, batch_size: int = 4) -> float:
+    """Mean token-level SFT loss over the response tokens of `trajectories` (no grad).
+
+    Trajectories the formatter cannot encode at `max_length` are left out with a warning; NaN
+    when none is left."""
+    encoded = encode_all(trajectories, tokenizer, max_length)
+    for skipped in encoded.skipped:
+        log.warning("heldout_loss: skipping %s: %s", skipped["id"], skipped["reason"])
+    if not encoded.encoded:
+        return float("nan")
+    total, count = encoded_loss_sum(model, encoded.encoded, tokenizer.pad_token_id, batch_size)
+    return total / count
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _metrics_callback(path: Path):
+    from transformers import TrainerCallback
+
+    class MetricsToJsonl(TrainerCallback):
+        """One durable JSON line per Trainer log."""
+
+        def __init__(self) -> None:
+            self.appender: JsonlAppender | None = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            if self.appender is None:
+                self.appender = JsonlAppender(path)
+            self.appender.write({"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs})
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.appender is not None:
+                self.appender.close()
+                self.appender = None
+
+    return MetricsToJsonl()
+
+
+def _checkpoint_step(checkpoint: str) -> int:
+    return int(Path(checkpoint).name.split("-")[-1])
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Move a finished folder into place so `target` is never half written."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_pretrained(model, tokenizer, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        _replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dataset=None, callbacks=()):
+    """A TRL SFTTrainer on a pre-tokenized dataset whose `labels` carry the formatter's mask."""
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    # Weights and optimizer state stay float32; cfg.dtype is the autocast precision on CUDA. Pure
+    # bfloat16 weights would round away AdamW updates at lr ~1e-5. CPU always computes in float32.
+    compute = resolve_dtype(cfg.dtype) if on_cuda else torch.float32
+    args = SFTConfig(
+        output_dir=cfg.out,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if (eval_dataset is not None and cfg.eval_steps > 0) else "no",
+        eval_steps=cfg.eval_steps if cfg.eval_steps > 0 else None,
+        seed=cfg.seed,
+        report_to="none",
+        use_cpu=not on_cuda,
+        bf16=compute == torch.bfloat16,
+        fp16=compute == torch.float16,
+        activation_checkpointing=cfg.gradient_checkpointing,  # TRL defaults its deprecated alias to True
+        # The formatter already fit every example into cfg.max_length by dropping whole old turns;
+        # TRL's own token truncation (and its filter of fully-masked rows) must not touch them.
+        max_length=None,
+        packing=False,
+        padding_free=False,
+        assistant_only_loss=False,  # the mask comes from our labels, not from TRL's template masking
+        completion_only_loss=False,
+        shuffle_dataset=False,  # the Trainer's seeded sampler shuffles (and resumes) the order
+        dataloader_num_workers=0,
+    )
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.lora_targets),
+            task_type="CAUSAL_LM",
+        )
+    set_seed(cfg.seed)  # fresh LoRA weights depend on the global RNG
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+
+
+def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
+    """Run SFT as configured; returns (and writes to out/sft_summary.json) a summary dict."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    started = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    checkpoint = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+    if checkpoint and not cfg.resume:
+        raise FileExistsError(
+            f"{out} already holds {Path(checkpoint).name}; pass resume=True to continue from it, or use a fresh out folder"
+        )
+    if cfg.resume and checkpoint is None:
+        log.info("resume requested but %s has no checkpoint; starting from the base model", out)
+
+    model, tokenizer, model_name = load_model(cfg.model, dtype="float32", device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    if model.device.type != "cuda" and resolve_dtype(cfg.dtype) != torch.float32:
+        log.warning("SFT on %s computes in float32 (dtype=%s applies on CUDA only)", model.device.type, cfg.dtype)
+    if getattr(model, "is_quantized", False) or getattr(model, "hf_quantizer", None) is not None:
+        raise ValueError(
+            f"{cfg.model} is flagged as quantised, which Trainer refuses to train; load GGUF models through their "
+            "converted safetensors folder (see prismrl.models.builtin_smollm2_folder)"
+        )
+
+    train = load_and_encode(cfg.data, tokenizer, cfg.max_length, cfg.skip_invalid)
+    for skipped in train.skipped:
+        log.warning("SFT: skipping %s (%s): %s", skipped["id"], skipped["where"], skipped["reason"])
+    if not train.encoded:
+        raise ValueError(f"no trainable trajectory in {cfg.data}: {len(train.skipped)} skipped ({train.skipped[:3]} ...)")
+
+    evalset = load_and_encode(cfg.eval_data, tokenizer, cfg.max_length, cfg.skip_invalid) if cfg.eval_data else None
+    if evalset is not None and not evalset.encoded:
+        raise ValueError(f"no usable held-out trajectory in {cfg.eval_data}: {evalset.skipped[:3]} ...")
+
+    metrics_path = out / METRICS_FILE
+    if checkpoint:
+        # Drop log lines the interrupted run wrote after its last checkpoint: they are redone.
+        kept = [r for r in read_jsonl_prefix(metrics_path) if r.get("step", 0) <= _checkpoint_step(checkpoint)]
+        atomic_write_jsonl(metrics_path, kept)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    def eval_loss(current_model) -> float | None:
+        if evalset is None:
+            return None
+        total, count = encoded_loss_sum(current_model, evalset.encoded, tokenizer.pad_token_id, cfg.batch_size)
+        return total / count
+
+    eval_before = None
+    if evalset is not None:
+        if checkpoint:  # already measured on the base model by the interrupted run
+            eval_before = next((r["eval_loss_before"] for r in read_jsonl_prefix(metrics_path) if "eval_loss_before" in r), None)
+        if eval_before is None:
+            eval_before = eval_loss(model)
+            with JsonlAppender(metrics_path) as appender:
+                appender.write({"step": 0, "time": time.time(), "eval_loss_before": eval_before})
+
+    trainer = build_trainer(
+        cfg,
+        model,
+        tokenizer,
+        to_dataset(train),
+        to_dataset(evalset) if (evalset is not None and cfg.eval_steps > 0) else None,
+        callbacks=[_metrics_callback(metrics_path), *callbacks],
+    )
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+
+    trained = trainer.model
+    eval_after = eval_loss(trained)
+    final = out / "final"
+    adapter = None
+    if cfg.lora:
+        adapter = out / "adapter"
+        _save_pretrained(trained, tokenizer, adapter)
+        trained = trained.merge_and_unload()  # a plain model: later phases load it with from_pretrained
+    _save_pretrained(trained, tokenizer, final)
+
+    losses = [r["loss"] for r in read_jsonl_prefix(metrics_path) if "loss" in r]
+    with JsonlAppender(metrics_path) as appender:
+        appender.write({"step": trainer.state.global_step, "time": time.time(), "eval_loss_after": eval_after})
+
+    summary = {
+        "model": cfg.model,
+        "model_name": model_name,
+        "data": str(cfg.data),
+        "out": str(out),
+        "n_examples": len(train.encoded),
+        "n_skipped": len(train.skipped),
+        "skipped": train.skipped,
+        "n_truncated": train.n_truncated,
+        "n_dropped_turns": sum(e.n_dropped_turns for e in train.encoded),
+        "tokens": train.n_tokens,  # one pass over the data (all tokens; response_tokens carry loss)
+        "response_tokens": train.n_response_tokens,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "resumed_from": checkpoint,
+        # Logged per-step losses (across an interrupted and a resumed session alike).
+        "train_loss": losses[-1] if losses else None,
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_mean": (sum(losses) / len(losses)) if losses else train_output.training_loss,
+        "eval_data": cfg.eval_data,
+        "eval_loss_before": eval_before,
+        "eval_loss_after": eval_after,
+        "eval_n_examples": len(evalset.encoded) if evalset else 0,
+        "eval_skipped": evalset.skipped if evalset else [],
+        "seconds": round(time.time() - started, 3),
+        "final_model": str(final),
+        "adapter": str(adapter) if adapter else None,
+        "config": asdict(cfg),
+    }
+    if summary["train_loss_mean"] is not None and not math.isfinite(summary["train_loss_mean"]):
+        log.warning("SFT: non-finite training loss")
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    return summary
