@@ -24,6 +24,7 @@ is the test split. Everything is seeded, so a task id + seed always replays the 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,23 @@ SEP = " [SEP] "
 SEARCH_PLACEHOLDER = "search[<your query>]"
 SUB_PAGES = ("Description", "Features", "Reviews")
 _ACTION = re.compile(r"^\s*(\w+)\s*\[(.*)\]\s*$", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=4)
+def _world(seed, n_products, n_goals, n_test, n_dev, data_dir, human_goals):
+    """Catalog, goals, splits and search index: read-only, so every env of a process shares one
+    (building them takes ~2 s, and a batched rollout holds one env per episode)."""
+    if data_dir is None:
+        products = generate_catalog(n_products or 1000, seed)
+        prices = product_prices(products, seed)
+        goals = synthetic_goals(products, prices, n_goals, seed)
+    else:
+        products = load_original_products(data_dir, n_products)
+        prices = product_prices(products, seed)
+        goals = original_goals(products, prices, human_goals, seed)
+        n_dev = 1000 if n_dev is None else n_dev
+    goals, splits = split_goals(goals, n_test, n_dev or 0)
+    return prices, goals, splits, {p["asin"]: p for p in products}, SearchEngine(products)
 
 
 @dataclass
@@ -79,18 +97,8 @@ class WebShopEnv:
         With `data_dir`, the original data files instead: n_products keeps a prefix of the
         (pre-shuffled) product file, goals come from its instructions (`human_goals`), and the dev
         split defaults to the original's 1000 goals."""
-        if data_dir is None:
-            products = generate_catalog(n_products or 1000, seed)
-            self.prices = product_prices(products, seed)
-            goals = synthetic_goals(products, self.prices, n_goals, seed)
-        else:
-            products = load_original_products(data_dir, n_products)
-            self.prices = product_prices(products, seed)
-            goals = original_goals(products, self.prices, human_goals, seed)
-            n_dev = 1000 if n_dev is None else n_dev
-        self.goals, self.splits = split_goals(goals, n_test, n_dev or 0)
-        self.products = {p["asin"]: p for p in products}
-        self.search_engine = SearchEngine(products)
+        world = _world(seed, n_products, n_goals, n_test, n_dev, data_dir, human_goals)
+        self.prices, self.goals, self.splits, self.products, self.search_engine = world
         self.max_steps = max_steps
         self.noun_tagger = noun_tagger
         self.session: Session | None = None
