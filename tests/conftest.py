@@ -3,6 +3,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from prismrl.data.schema import Trajectory
 from prismrl.models import load_model
@@ -21,6 +22,16 @@ def make_trajectory(index: int, turns: int = 3, seed: int = 0) -> Trajectory:
         if turn < turns - 1:
             messages.append({"role": "user", "content": f"You see {say(rng.randint(4, 12))}."})
     return Trajectory(id=f"t{index:03d}", task_id=f"task-{index % 7}", env="toy", messages=messages)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    # Tiny test models gain nothing from intra-op threads, and on a shared 2-core machine the
+    # threads make every step several times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,11 @@ def test_probe_builtin_model_on_shipped_trajectories(tmp_path):
     from prismrl.models import load_model
     from prismrl.probe.probe import run_probe
 
+    import os
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count())  # the suite pins 1 thread for its tiny models
     trajectories, _ = load_trajectories(str(files("prismrl.data") / DEMO_FILE))
     model, tokenizer, name = load_model("builtin:smollm2-135m", device="cpu")
     assert model.config.num_hidden_layers == 30

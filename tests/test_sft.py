@@ -15,16 +15,6 @@ from prismrl.probe.probe import sft_loss
 from prismrl.train.sft import SFTTrainConfig, build_trainer, encode_all, heldout_loss, to_dataset, train_sft
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # A 2-layer, 32-wide model gains nothing from intra-op threads, and on a shared 2-core
-    # machine they make every step several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")

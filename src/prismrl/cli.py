@@ -218,5 +218,143 @@ def data_generate(
         console.print(f"[yellow]only {report.kept} of {n}: the split has no more tasks the expert wins[/]")
 
 
+SetOpt = typer.Option(None, "--set", help="override any option: --set key=value (repeatable)")
+
+
+def _tasks(spec: str, env: str, env_config: dict) -> list[str]:
+    """Task ids from a trajectory file (its task_ids, e.g. route/rl.jsonl), a text file with one
+    id per line, or `split:NAME` for a whole split of the environment."""
+    if spec.startswith("split:"):
+        from prismrl.envs import make
+
+        instance = make(env, **env_config)
+        try:
+            return instance.tasks(spec.split(":", 1)[1])
+        finally:
+            instance.close()
+    path = Path(spec)
+    if path.suffix in (".jsonl", ".json") or path.is_dir():
+        from prismrl.data.io import load_trajectories
+
+        return sorted({t.task_id for t in load_trajectories(path)[0]})
+    if not path.exists():
+        raise FileNotFoundError(f"task list not found: {path}")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+@app.command()
+def sft(
+    data: str = typer.Option(None, help="trajectories to train on (e.g. a route's sft.jsonl)"),
+    out: str = typer.Option(None, help="output folder (checkpoints, final/)"),
+    model: str = ModelOpt,
+    lora: bool = typer.Option(None, "--lora/--full", help="LoRA adapters (merged into final/) or full fine-tuning"),
+    resume: bool = typer.Option(None, "--resume", help="continue from the last checkpoint in --out"),
+    config: Path = ConfigOpt,
+    overrides: list[str] = SetOpt,
+):
+    """SFT with loss on every assistant turn, through TRL's SFTTrainer."""
+    from prismrl.train.sft import SFTTrainConfig, train_sft
+
+    try:
+        cfg = resolve(SFTTrainConfig, config, overrides, data=data, out=out, model=model, lora=lora, resume=resume)
+        summary = train_sft(cfg)
+    except (FileExistsError, *USER_ERRORS) as error:
+        _fail(error)
+    Console().print(f"SFT done: {summary['steps']} steps, train loss {summary['train_loss']}, "
+                    f"eval loss {summary['eval_loss_before']} → {summary['eval_loss_after']}; model in {summary['final_model']}")
+
+
+def _env_config(text: str | None) -> dict:
+    import yaml
+
+    if not text:
+        return {}
+    path = Path(text)
+    loaded = yaml.safe_load(path.read_text() if path.exists() else text)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"--env-config must be a YAML mapping or a file holding one, got {text!r}")
+    return loaded
+
+
+@app.command()
+def rl(
+    model: str = ModelOpt,
+    env: str = typer.Option(None, help="webshop, alfworld, twx or bandit"),
+    tasks: str = typer.Option(None, help="the only tasks RL may use: a trajectory file (e.g. rl.jsonl), ids file, or split:NAME"),
+    out: str = typer.Option(None, help="output folder (checkpoints, final/, rl_metrics.jsonl)"),
+    env_config: str = typer.Option(None, "--env-config", help="YAML mapping or file of environment options"),
+    steps: int = typer.Option(None),
+    config: Path = ConfigOpt,
+    overrides: list[str] = SetOpt,
+):
+    """Multi-turn GRPO (or GiGPO: --set advantage=gigpo) on environment tasks; resumes from --out."""
+    from prismrl.train.rl import RLConfig, train_rl
+
+    try:
+        cfg = resolve(RLConfig, config, overrides, model=model, env=env, out=out, steps=steps,
+                      env_config=_env_config(env_config) if env_config else None)
+        if tasks:
+            cfg.tasks = _tasks(tasks, cfg.env, cfg.env_config)
+        if not cfg.tasks:
+            raise ValueError("give the RL tasks: --tasks route/rl.jsonl, a file of ids, or split:train")
+        summary = train_rl(cfg)
+    except (KeyError, FloatingPointError, *USER_ERRORS) as error:
+        _fail(error)
+    Console().print(f"RL done at step {summary.get('step')}: reward {summary.get('reward')}, success {summary.get('success')}; "
+                    f"model in {summary['final']}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = ModelOpt,
+    env: str = typer.Option(None),
+    split: str = typer.Option(None, help="e.g. valid_seen / valid_unseen (ALFWorld), test (WebShop)"),
+    episodes: int = typer.Option(None, help="number of episodes (paper: 128)"),
+    temperature: float = typer.Option(None, help="sampling temperature (paper: 0.4)"),
+    seed: int = typer.Option(None),
+    out: str = typer.Option(None, help="folder for results.json and episodes.jsonl (transcripts)"),
+    env_config: str = typer.Option(None, "--env-config"),
+    config: Path = ConfigOpt,
+    overrides: list[str] = SetOpt,
+):
+    """Success per task type, WebShop score, episode length; transcripts per episode."""
+    from prismrl.evaluate import EvalConfig, evaluate
+
+    try:
+        cfg = resolve(EvalConfig, config, overrides, model=model, env=env, split=split, episodes=episodes,
+                      temperature=temperature, seed=seed, out=out, env_config=_env_config(env_config) if env_config else None)
+        results = evaluate(cfg)
+    except (KeyError, *USER_ERRORS) as error:
+        _fail(error)
+    table = Table(title=f"{cfg.env}/{cfg.split}: {results['episodes']} episodes")
+    for column in ("task type", "episodes", "success"):
+        table.add_column(column)
+    for task_type, rate in results["success_by_type"].items():
+        table.add_row(task_type, str(results["episodes_by_type"][task_type]), f"{100 * rate:.1f}%")
+    table.add_row("all", str(results["episodes"]), f"{100 * results['success']:.1f}%")
+    Console().print(table)
+    Console().print(f"score {results['score']:.2f}; mean steps {results['mean_steps']:.1f}; invalid actions "
+                    f"{100 * results['invalid_action_rate']:.1f}%; errors {results['errors']}")
+
+
+@app.command("run")
+def run_cmd(
+    config: Path = typer.Argument(..., help="run config YAML (see configs/)"),
+    out: str = typer.Option(..., help="run folder: every phase's outputs, the ledger and summary.json"),
+    overrides: list[str] = typer.Option(None, "--set", help="override: key=value or section.key=value (repeatable)"),
+):
+    """The whole pipeline for one method: data → probe → route → SFT → RL → eval, resumable."""
+    from prismrl.run import load_run_config, run
+
+    try:
+        summary = run(load_run_config(config, overrides or []), out)
+    except (KeyError, FileExistsError, FloatingPointError, *USER_ERRORS) as error:
+        _fail(error)
+    for split, result in summary["eval"].items():
+        Console().print(f"{summary['method']} {split}: success {100 * result['success']:.1f}%, score {result['score']:.2f}")
+    cost = summary["cost"]["total"]
+    Console().print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
+
+
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`
     sys.exit(app())

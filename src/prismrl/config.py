@@ -35,13 +35,26 @@ class RouteConfig:
     seed: int = 0
 
 
-def resolve(cls: type[T], config_file: str | Path | None = None, **flags: Any) -> T:
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """`key=value` pairs from `--set`, values read as YAML (so 3, 1e-6, true, [a, b] work)."""
+    values = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set {pair!r}: expected key=value")
+        key, raw = pair.split("=", 1)
+        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+    return values
+
+
+def resolve(cls: type[T], config_file: str | Path | None = None, overrides: list[str] | None = None, **flags: Any) -> T:
+    """Defaults < YAML file < `--set key=value` < explicit flags."""
     values: dict[str, Any] = {}
     if config_file:
         loaded = yaml.safe_load(Path(config_file).read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{config_file}: a config must be a mapping of option: value")
         values.update(loaded)
+    values.update(parse_overrides(overrides))
     values.update({k: v for k, v in flags.items() if v is not None})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)

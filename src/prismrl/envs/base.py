@@ -38,6 +38,7 @@ REGISTRY: dict[str, str] = {
     "twx": "prismrl.envs.twx.engine:TextWorldExpressEnv",
     "webshop": "prismrl.envs.webshop.engine:WebShopEnv",
     "alfworld": "prismrl.envs.alfworld.engine:AlfWorldEnv",
+    "bandit": "prismrl.envs.bandit.engine:BanditEnv",
 }
 
 

@@ -1,0 +1,145 @@
+"""The LLM agent: prompts with a windowed history, batched generation, multi-turn rollouts.
+
+One rollout step generates for every live episode at once (left-padded batch), parses each
+reply's action, and steps all environments together through the pool; finished episodes drop
+out. Each agent turn is kept as (prompt token ids, response token ids) exactly as generated, so
+RL trains on the very tokens the policy produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from prismrl.envs.base import prompt_module
+from prismrl.envs.react import parse_action
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.4  # the paper's evaluation temperature; RL uses 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    max_turns: int = 50
+    history_window: int | None = 8  # agent turns of history kept in the prompt (None = all)
+    max_prompt_tokens: int = 2048  # oldest turns beyond the window are also dropped to fit this
+
+
+@dataclass
+class Turn:
+    prompt_ids: list[int]
+    response_ids: list[int]
+    observation: str  # what the agent saw when it acted (the anchor state for GiGPO)
+    action: str
+    valid: bool
+    reward: float = 0.0
+
+
+@dataclass
+class Episode:
+    task_id: str
+    messages: list[dict[str, str]]  # the full transcript
+    turns: list[Turn] = field(default_factory=list)
+    done: bool = False
+    won: bool = False
+    reward: float = 0.0  # environment reward, summed over the episode
+    task_type: str | None = None
+    error: str | None = None
+
+    @property
+    def n_invalid(self) -> int:
+        return sum(not t.valid for t in self.turns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id, "task_type": self.task_type, "won": self.won, "reward": self.reward,
+            "steps": len(self.turns), "invalid_actions": self.n_invalid, "error": self.error, "messages": self.messages,
+        }
+
+
+def windowed(messages: list[dict[str, str]], window: int | None) -> list[dict[str, str]]:
+    """System prompt + task (first user turn) + the last `window` (agent turn, observation) pairs."""
+    if window is None:
+        return messages
+    head = messages[:2]
+    body = messages[2:]
+    # body alternates assistant, user, ..., ending with the latest observation
+    keep = body[max(0, len(body) - 2 * window) :]
+    return head + keep
+
+
+def prompt_ids(tokenizer, messages: list[dict[str, str]], config: SamplingConfig) -> list[int]:
+    window = config.history_window
+    while True:
+        text = tokenizer.apply_chat_template(windowed(messages, window), tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        current = (len(messages) - 2) // 2
+        if len(ids) <= config.max_prompt_tokens or (window is not None and window == 0) or current == 0:
+            return ids
+        window = min(window if window is not None else current, current) - 1
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None) -> list[list[int]]:
+    """Sample one reply per prompt in one left-padded batch; each reply ends at (and keeps) EOS."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(prompts), width), pad, dtype=torch.long, device=device)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+    for row, ids in enumerate(prompts):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, device=device)
+        attention[row, width - len(ids) :] = 1
+    if generator_seed is not None:
+        torch.manual_seed(generator_seed)
+    sampling = config.temperature > 0
+    output = model.generate(
+        input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens,
+        do_sample=sampling, temperature=config.temperature if sampling else None, top_p=config.top_p if sampling else None,
+        top_k=0 if sampling else None, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+    )
+    replies = []
+    for row in output[:, width:].tolist():
+        end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
+        replies.append(row[:end])
+    return replies
+
+
+def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: SamplingConfig, seed: int | None = None) -> list[Episode]:
+    """Play one episode per task id (repeat ids for a GRPO group) with batched generation."""
+    prompt = prompt_module(env_name)
+    episodes = []
+    for task_id, (observation, info) in zip(task_ids, pool.reset(task_ids)):
+        episode = Episode(task_id, [{"role": "system", "content": prompt.SYSTEM_PROMPT},
+                                    {"role": "user", "content": prompt.observation_message(observation, info)}],
+                          task_type=info.get("task_type"))
+        if info.get("error"):
+            episode.done, episode.error = True, info["error"]
+        episodes.append(episode)
+    for turn_index in range(config.max_turns):
+        live = [i for i, e in enumerate(episodes) if not e.done]
+        if not live:
+            break
+        prompts = [prompt_ids(tokenizer, episodes[i].messages, config) for i in live]
+        replies = generate(model, tokenizer, prompts, config, None if seed is None else seed * 100_003 + turn_index)
+        actions = {}
+        for i, prompt_tokens, reply in zip(live, prompts, replies):
+            text = tokenizer.decode(reply, skip_special_tokens=True).strip()
+            parsed = parse_action(text)
+            episode = episodes[i]
+            episode.turns.append(Turn(prompt_tokens, reply, episode.messages[-1]["content"], parsed.action, parsed.valid))
+            episode.messages.append({"role": "assistant", "content": text})
+            actions[i] = parsed.action
+        for i, outcome in pool.step(actions).items():
+            episode = episodes[i]
+            episode.turns[-1].reward = outcome.reward
+            episode.reward += outcome.reward
+            episode.won = outcome.won
+            episode.error = outcome.error
+            if outcome.done or outcome.error:
+                episode.done = True
+            else:
+                episode.messages.append({"role": "user", "content": prompt.observation_message(outcome.observation, outcome.info)})
+    return episodes

@@ -1,0 +1,281 @@
+"""`prism run`: the whole pipeline — data → probe → route → SFT → RL → eval — and every baseline
+of the paper as a configuration of the same runner.
+
+Each phase writes into its own folder of the run and is skipped when its output exists, so a
+crashed run resumes where it stopped (each phase is itself resumable inside). Every phase appends
+its cost to `ledger.jsonl`.
+
+    method         SFT on            RL on the tasks of       router
+    base           –                 –                        –
+    sft-all        all               –                        –
+    rl-all         –                 all                      –          (GRPO; rl-all-gigpo: GiGPO)
+    sft-then-rl    all               all                      –
+    prism-gini     SFT half          RL half                  Gini (prism-kurtosis, prism-cv)
+    inverse        SFT half          RL half                  Gini, high → SFT
+    random / magnitude / loss / length / pass-rate            (same halves, another router)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prismrl.fileio import atomic_write_json, atomic_write_text
+from prismrl.models import BUILTIN_DEFAULT
+
+
+@dataclass(frozen=True)
+class Plan:
+    sft: str | None = None  # "all" | "half" | None
+    rl: str | None = None
+    router: str | None = None
+    metric: str = "gini"
+    advantage: str = "grpo"
+
+
+METHODS = {
+    "base": Plan(),
+    "sft-all": Plan(sft="all"),
+    "rl-all": Plan(rl="all"),
+    "rl-all-gigpo": Plan(rl="all", advantage="gigpo"),
+    "sft-then-rl": Plan(sft="all", rl="all"),
+    "prism-gini": Plan("half", "half", "prism", "gini"),
+    "prism-kurtosis": Plan("half", "half", "prism", "kurtosis"),
+    "prism-cv": Plan("half", "half", "prism", "cv"),
+    "inverse": Plan("half", "half", "inverse", "gini"),
+    "random": Plan("half", "half", "random"),
+    "magnitude": Plan("half", "half", "magnitude"),
+    "loss": Plan("half", "half", "loss"),
+    "length": Plan("half", "half", "length"),
+    "pass-rate": Plan("half", "half", "pass-rate"),
+}
+
+
+@dataclass
+class RunConfig:
+    method: str = "prism-gini"
+    model: str = BUILTIN_DEFAULT
+    env: str = "webshop"
+    env_config: dict = field(default_factory=dict)
+    data: str | None = None  # expert trajectories; None → generated with the env's expert
+    generate: dict = field(default_factory=lambda: {"split": "train", "n": 64, "max_steps": 50})
+    seed: int = 0
+    dtype: str = "float32"
+    device: str | None = None
+    n_workers: int = 0  # env worker processes for rollouts (0: in-process)
+    probe: dict = field(default_factory=lambda: {"max_length": 1024, "normalize": "none"})
+    route: dict = field(default_factory=lambda: {"rl_share": 0.5})
+    pass_rate: dict = field(default_factory=lambda: {"k": 4, "temperature": 1.0})
+    sft: dict = field(default_factory=dict)  # SFTTrainConfig fields
+    rl: dict = field(default_factory=dict)  # RLConfig fields
+    eval: dict = field(default_factory=lambda: {"splits": ["test"]})  # EvalConfig fields + splits
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """YAML file, then `key=value` / `section.key=value` overrides (values parsed as YAML)."""
+    values: dict[str, Any] = yaml.safe_load(Path(path).read_text()) if path else {}
+    values = values or {}
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} must look like key=value or section.key=value")
+        dotted, raw = override.split("=", 1)
+        target = values
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(raw)
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    defaults = RunConfig()
+    for name in ("generate", "probe", "route", "pass_rate", "eval"):
+        if name in values:  # sections merge into their defaults instead of replacing them
+            values[name] = {**getattr(defaults, name), **values[name]}
+    cfg = RunConfig(**values)
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; use one of {', '.join(METHODS)}")
+    return cfg
+
+
+def _params(model_spec: str, dtype: str) -> int:
+    from prismrl.models import load_model
+
+    model = load_model(model_spec, dtype, "cpu")[0]
+    return sum(p.numel() for p in model.parameters())
+
+
+def _task_ids(path: Path) -> list[str]:
+    from prismrl.data.io import load_trajectories
+
+    return sorted({t.task_id for t in load_trajectories(path)[0]})
+
+
+def _expert_data(cfg: RunConfig, out: Path) -> Path:
+    if cfg.data:
+        return Path(cfg.data)
+    from prismrl.data.generate import generate
+
+    target = out / "data" / "expert.jsonl"
+    marker = out / "data" / "generate_report.json"
+    if not marker.exists():
+        options = cfg.generate
+        report = generate(cfg.env, options["split"], options["n"], target, cfg.env_config, options.get("max_steps", 50))
+        atomic_write_json(marker, {"kept": report.kept, "expert_lost": report.failed, "engine_errors": report.errors})
+    return target
+
+
+def _pass_rates(cfg: RunConfig, expert: Path, out: Path) -> dict[str, float]:
+    """HPT-style signal: base-model success rate over k rollouts of each trajectory's task."""
+    from prismrl import ledger
+    from prismrl.agent import SamplingConfig, rollout
+    from prismrl.envs.pool import EnvPool
+    from prismrl.models import load_model
+
+    target = out / "route" / "pass_rates.json"
+    if target.exists():
+        return json.loads(target.read_text())
+    model, tokenizer, _ = load_model(cfg.model, cfg.dtype, cfg.device)
+    k = cfg.pass_rate["k"]
+    tasks = _task_ids(expert)
+    sampling = SamplingConfig(temperature=cfg.pass_rate.get("temperature", 1.0), max_turns=cfg.rl.get("max_turns", 50))
+    wins: dict[str, list[bool]] = {t: [] for t in tasks}
+    with ledger.phase("pass-rate", out, sum(p.numel() for p in model.parameters())) as cost, \
+            EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool:
+        for start in range(0, len(tasks), 8):
+            batch = [t for t in tasks[start : start + 8] for _ in range(k)]
+            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed + start):
+                wins[episode.task_id].append(episode.won)
+                cost.add(forward=sum(len(t.prompt_ids) for t in episode.turns), generated=sum(len(t.response_ids) for t in episode.turns))
+    rates = {t: sum(w) / len(w) for t, w in wins.items()}
+    atomic_write_json(target, rates)
+    return rates
+
+
+def _write_halves(expert: Path, route_dir: Path, ids_sft: list[str], ids_rl: list[str], split: dict) -> None:
+    from prismrl.data.io import load_trajectories, save_trajectories
+
+    by_id = {t.id: t for t in load_trajectories(expert)[0]}
+    save_trajectories([by_id[i] for i in ids_sft], route_dir / "sft.jsonl")
+    save_trajectories([by_id[i] for i in ids_rl], route_dir / "rl.jsonl")
+    atomic_write_json(route_dir / "split.json", split)
+
+
+def _route(cfg: RunConfig, plan: Plan, expert: Path, out: Path) -> Path:
+    """The SFT and RL halves in out/route/. Random and pass-rate need no gradient probe."""
+    from prismrl import ledger
+    from prismrl.config import RouteConfig
+    from prismrl.data.io import load_trajectories
+    from prismrl.pipeline import probe_and_route
+    from prismrl.route import route, split_by_score
+
+    route_dir = out / "route"
+    if (route_dir / "split.json").exists():
+        return route_dir
+    rl_share = cfg.route.get("rl_share", 0.5)
+    if plan.router == "pass-rate":
+        rates = _pass_rates(cfg, expert, out)
+        scores = {t.id: rates[t.task_id] for t in load_trajectories(expert)[0]}
+        ids_sft, ids_rl, threshold = split_by_score(scores, rl_share)
+        _write_halves(expert, route_dir, ids_sft, ids_rl, {"router": "pass-rate", "metric": "base pass rate", "threshold": threshold,
+                                                           "rl_share": rl_share, "ids_sft": ids_sft, "ids_rl": ids_rl, "scores": scores})
+    elif plan.router == "random":
+        split = route([{"id": t.id} for t in load_trajectories(expert)[0]], "random", rl_share=rl_share, seed=cfg.seed)
+        _write_halves(expert, route_dir, split.ids_sft, split.ids_rl, split.to_dict())
+    else:
+        route_cfg = RouteConfig(data=str(expert), out=str(route_dir), model=cfg.model, dtype=cfg.dtype, device=cfg.device,
+                                router=plan.router, metric=plan.metric, seed=cfg.seed, rl_share=rl_share,
+                                max_length=cfg.probe.get("max_length", 1024), normalize=cfg.probe.get("normalize", "none"))
+        with ledger.phase("probe", out, _params(cfg.model, cfg.dtype)) as cost:
+            probe_and_route(route_cfg)
+            probed = [json.loads(line) for line in (route_dir / "probe.jsonl").read_text().splitlines()]
+            cost.add(backward=sum(r.get("n_tokens") or 0 for r in probed))
+    return route_dir
+
+
+def _sft(cfg: RunConfig, data: Path, out: Path) -> str:
+    from prismrl import ledger
+    from prismrl.train.sft import SFTTrainConfig, train_sft
+
+    sft_dir = out / "sft"
+    if (sft_dir / "final" / "config.json").exists():
+        return str(sft_dir / "final")
+    options = {"max_length": cfg.probe.get("max_length", 1024), **cfg.sft}
+    sft_cfg = SFTTrainConfig(model=cfg.model, data=str(data), out=str(sft_dir), seed=cfg.seed, dtype=cfg.dtype,
+                             device=cfg.device, resume=True, **options)
+    with ledger.phase("sft", out, _params(cfg.model, cfg.dtype)) as cost:
+        summary = train_sft(sft_cfg)
+        cost.add(backward=int(summary["tokens"] * (summary.get("epochs") or 1)))
+    return str(sft_dir / "final")
+
+
+def _rl(cfg: RunConfig, plan: Plan, model: str, tasks: list[str], out: Path) -> str:
+    from prismrl import ledger
+    from prismrl.fileio import read_jsonl_prefix
+    from prismrl.train.rl import RLConfig, train_rl
+
+    rl_dir = out / "rl"
+    if (rl_dir / "final" / "config.json").exists():
+        return str(rl_dir / "final")
+    options = {"advantage": plan.advantage, **cfg.rl}
+    rl_cfg = RLConfig(model=model, env=cfg.env, env_config=cfg.env_config, tasks=tasks, out=str(rl_dir), seed=cfg.seed,
+                      dtype=cfg.dtype, device=cfg.device, n_workers=cfg.n_workers, **options)
+    with ledger.phase("rl", out, _params(model, cfg.dtype)) as cost:
+        train_rl(rl_cfg)
+        for m in read_jsonl_prefix(rl_dir / "rl_metrics.jsonl"):
+            cost.add(forward=m.get("prompt_tokens", 0), backward=m.get("update_tokens", 0), generated=m.get("tokens_generated", 0))
+    return str(rl_dir / "final")
+
+
+def _evaluate(cfg: RunConfig, model: str, out: Path) -> dict[str, dict]:
+    from prismrl import ledger
+    from prismrl.evaluate import EvalConfig, evaluate
+
+    options = {k: v for k, v in cfg.eval.items() if k != "splits"}
+    results = {}
+    for split in cfg.eval.get("splits", ["test"]):
+        target = out / "eval" / split
+        if (target / "results.json").exists():
+            results[split] = json.loads((target / "results.json").read_text())
+            continue
+        eval_cfg = EvalConfig(model=model, env=cfg.env, env_config=cfg.env_config, split=split, out=str(target), seed=cfg.seed,
+                              dtype=cfg.dtype, device=cfg.device, n_workers=cfg.n_workers, **options)
+        with ledger.phase("eval", out, _params(model, cfg.dtype), note=split) as cost:
+            results[split] = evaluate(eval_cfg, progress=True)
+            cost.add(forward=results[split]["prompt_tokens"], generated=results[split]["generated_tokens"])
+    return results
+
+
+def run(cfg: RunConfig, out: str | Path) -> dict:
+    """Run (or resume) one method's pipeline into `out`; returns the summary also written there."""
+    from prismrl import ledger
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_file = out / "config.yaml"
+    resolved = yaml.safe_dump(asdict(cfg), sort_keys=False)
+    if config_file.exists() and config_file.read_text() != resolved:
+        raise ValueError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
+    atomic_write_text(config_file, resolved)
+    plan = METHODS[cfg.method]
+    expert = _expert_data(cfg, out) if (plan.sft or plan.rl) else None
+    if plan.router:
+        route_dir = _route(cfg, plan, expert, out)
+        sft_data, rl_data = route_dir / "sft.jsonl", route_dir / "rl.jsonl"
+    else:
+        sft_data = rl_data = expert
+    model = cfg.model
+    if plan.sft:
+        model = _sft(cfg, sft_data, out)
+    if plan.rl:
+        model = _rl(cfg, plan, model, _task_ids(rl_data), out)
+    results = _evaluate(cfg, model, out)
+    summary = {"method": cfg.method, "final_model": model,
+               "eval": {split: {k: r[k] for k in ("success", "score", "mean_steps", "success_by_type", "episodes")} for split, r in results.items()},
+               "cost": ledger.total(out)}
+    atomic_write_json(out / "summary.json", summary)
+    return summary

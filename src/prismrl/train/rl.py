@@ -1,0 +1,305 @@
+"""Multi-turn GRPO on environment tasks: the paper's RL stage (with GiGPO advantages as an option).
+
+Each step:
+  1. sample `tasks_per_step` tasks from the given list (never any other task);
+  2. play `group_size` episodes of each (same start state within a group), batched;
+  3. score each episode by its environment reward minus `invalid_penalty` per invalid action;
+  4. advantage of an episode = (R − mean of its group) / (std of its group + ε)
+     (GiGPO adds a step-level advantage from turns that saw the same observation);
+  5. one PPO-clipped policy-gradient update on the tokens the policy generated in every turn,
+     with an optional k3 KL penalty towards the starting model; token-mean over the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prismrl.agent import Episode, SamplingConfig, rollout
+from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+
+
+@dataclass
+class RLConfig:
+    model: str = ""  # base model or an SFT output folder
+    env: str = "alfworld"
+    env_config: dict = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)  # the only tasks RL may sample (the RL half)
+    out: str = ""
+    steps: int = 100
+    tasks_per_step: int = 16  # paper: 16
+    group_size: int = 8  # paper: 8
+    lr: float = 1e-6  # paper: 1e-6
+    kl_coef: float = 0.01  # paper: 0.01 (KL loss)
+    clip_eps: float = 0.2
+    invalid_penalty: float = 0.1  # paper: 0.1
+    advantage: str = "grpo"  # or gigpo
+    gigpo_gamma: float = 0.95
+    gigpo_weight: float = 1.0
+    ppo_epochs: int = 1
+    micro_batch_size: int = 8
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0  # paper trains at 1.0
+    max_new_tokens: int = 96
+    max_turns: int = 50
+    history_window: int | None = 8
+    max_prompt_tokens: int = 2048
+    n_workers: int = 0
+    save_steps: int = 10
+    seed: int = 0
+    dtype: str = "float32"
+    device: str | None = None
+
+
+class TaskSampler:
+    """Epochs over a fixed task list in a seeded shuffle; step k's tasks depend only on (seed, k)."""
+
+    def __init__(self, task_ids: list[str], per_step: int, seed: int):
+        if not task_ids:
+            raise ValueError("RL needs at least one task id")
+        self.task_ids = sorted(set(task_ids))
+        self.per_step = min(per_step, len(self.task_ids))
+        self.seed = seed
+
+    def _order(self, epoch: int) -> list[str]:
+        order = list(self.task_ids)
+        random.Random(f"{self.seed}-{epoch}").shuffle(order)
+        return order
+
+    def tasks_for_step(self, step: int) -> list[str]:
+        start = step * self.per_step
+        chosen = []
+        while len(chosen) < self.per_step:
+            epoch, offset = divmod(start + len(chosen), len(self.task_ids))
+            chosen.append(self._order(epoch)[offset])
+        return chosen
+
+
+def episode_return(episode: Episode, invalid_penalty: float) -> float:
+    return episode.reward - invalid_penalty * episode.n_invalid
+
+
+def group_advantages(returns: list[float], eps: float = 1e-6) -> list[float]:
+    """GRPO: (R − mean) / (std + ε) within one group; all-equal returns carry no signal (0)."""
+    values = np.asarray(returns, dtype=np.float64)
+    std = values.std()
+    if std < eps:
+        return [0.0] * len(values)
+    return ((values - values.mean()) / (std + eps)).tolist()
+
+
+def gigpo_step_advantages(group: list[Episode], invalid_penalty: float, gamma: float, eps: float = 1e-6) -> list[list[float]]:
+    """GiGPO's step level: turns of one group that acted from the same observation (an anchor
+    state) form a step group; their discounted returns are normalised within it."""
+    returns = []
+    for episode in group:
+        rewards = [t.reward - (invalid_penalty if not t.valid else 0.0) for t in episode.turns]
+        discounted, running = [0.0] * len(rewards), 0.0
+        for index in reversed(range(len(rewards))):
+            running = rewards[index] + gamma * running
+            discounted[index] = running
+        returns.append(discounted)
+    by_anchor = defaultdict(list)
+    for e, episode in enumerate(group):
+        for t, turn in enumerate(episode.turns):
+            by_anchor[turn.observation].append((e, t))
+    advantages = [[0.0] * len(episode.turns) for episode in group]
+    for members in by_anchor.values():
+        if len(members) < 2:
+            continue
+        values = np.array([returns[e][t] for e, t in members])
+        std = values.std()
+        if std < eps:
+            continue
+        for (e, t), value in zip(members, values):
+            advantages[e][t] = float((value - values.mean()) / (std + eps))
+    return advantages
+
+
+@dataclass
+class Sample:
+    prompt_ids: list[int]
+    response_ids: list[int]
+    advantage: float
+
+
+def build_samples(episodes: list[Episode], cfg: RLConfig) -> tuple[list[Sample], list[float]]:
+    """One sample per agent turn, carrying its episode's (and, for GiGPO, its step's) advantage."""
+    groups = defaultdict(list)
+    for episode in episodes:
+        groups[episode.task_id].append(episode)
+    samples, returns = [], []
+    for group in groups.values():
+        group_returns = [episode_return(e, cfg.invalid_penalty) for e in group]
+        returns += group_returns
+        episode_adv = group_advantages(group_returns)
+        step_adv = gigpo_step_advantages(group, cfg.invalid_penalty, cfg.gigpo_gamma) if cfg.advantage == "gigpo" else None
+        for e, episode in enumerate(group):
+            for t, turn in enumerate(episode.turns):
+                advantage = episode_adv[e] + (cfg.gigpo_weight * step_adv[e][t] if step_adv else 0.0)
+                if turn.response_ids:
+                    samples.append(Sample(turn.prompt_ids, turn.response_ids, advantage))
+    return samples, returns
+
+
+def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: int):
+    """Per-token log-probabilities of each sample's response under `model` (right-padded batch)."""
+    device = next(model.parameters()).device
+    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in samples]
+    width = max(lengths)
+    ids = torch.full((len(samples), width), pad_id, dtype=torch.long, device=device)
+    attention = torch.zeros_like(ids)
+    mask = torch.zeros((len(samples), width - 1), dtype=torch.bool, device=device)
+    for row, sample in enumerate(samples):
+        sequence = sample.prompt_ids + sample.response_ids
+        ids[row, : len(sequence)] = torch.tensor(sequence, device=device)
+        attention[row, : len(sequence)] = 1
+        mask[row, len(sample.prompt_ids) - 1 : len(sequence) - 1] = True
+    logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float() / temperature
+    logprobs = torch.log_softmax(logits, dim=-1)
+    token_logprobs = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(logprobs.exp() * logprobs).sum(-1)
+    return token_logprobs, mask, entropy
+
+
+def grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, clip_eps: float, kl_coef: float, n_tokens: int):
+    """PPO-clipped surrogate + k3 KL, summed over response tokens and divided by the batch's token count."""
+    ratio = torch.exp(logprobs - old_logprobs)
+    adv = advantages[:, None]
+    surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    per_token = -surrogate
+    kl = torch.zeros_like(logprobs)
+    if ref_logprobs is not None:
+        delta = ref_logprobs - logprobs
+        kl = torch.exp(delta) - delta - 1
+        per_token = per_token + kl_coef * kl
+    return (per_token * mask).sum() / n_tokens, (kl * mask).sum().detach()
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def _save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, cfg: RLConfig) -> None:
+    target = out / f"checkpoint-{step}"
+    staging = out / f".checkpoint-{step}.tmp"
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
+    atomic_write_json(staging / "rl_config.json", asdict(cfg))
+    staging.rename(target)
+
+
+def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
+    """Run GRPO for cfg.steps steps, resuming from the latest checkpoint in cfg.out."""
+    from rich.progress import Progress
+
+    from prismrl.envs.pool import EnvPool
+    from prismrl.models import load_model
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "rl_config.json", asdict(cfg))
+    sampler = TaskSampler(cfg.tasks, cfg.tasks_per_step, cfg.seed)
+    checkpoint = _latest_checkpoint(out)
+    model, tokenizer, name = load_model(str(checkpoint) if checkpoint else cfg.model, cfg.dtype, cfg.device)
+    reference = None
+    if cfg.kl_coef > 0:
+        reference = load_model(cfg.model, cfg.dtype, cfg.device)[0] if checkpoint else copy.deepcopy(model)
+        reference.eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    start_step = 0
+    if checkpoint:
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start_step = state["step"]
+    # Metrics of steps past the checkpoint were lost with the crash's model state: drop them.
+    kept = [m for m in read_jsonl_prefix(out / "rl_metrics.jsonl") if m["step"] <= start_step]
+    atomic_write_jsonl(out / "rl_metrics.jsonl", kept)
+    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
+                              history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
+    summary: dict = {}
+    with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
+            Progress(disable=not progress) as bar:
+        job = bar.add_task("GRPO", total=cfg.steps, completed=start_step)
+        for step in range(start_step, cfg.steps):
+            started = time.perf_counter()
+            tasks = sampler.tasks_for_step(step)
+            model.eval()
+            episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
+                               sampling, seed=cfg.seed * 1_000_003 + step)
+            rollout_seconds = time.perf_counter() - started
+            metrics = update_policy(model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id)
+            metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
+                           tasks=sorted(set(tasks)))
+            metrics_sink.write(metrics)
+            bar.update(job, advance=1, description=f"GRPO reward {metrics['reward']:.3f} success {metrics['success']:.2f}")
+            if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.steps:
+                _save_checkpoint(out, step + 1, model, tokenizer, optimizer, cfg)
+            summary = metrics
+    final = out / "final"
+    if not final.exists():
+        final_tmp = out / ".final.tmp"
+        model.save_pretrained(final_tmp)
+        tokenizer.save_pretrained(final_tmp)
+        final_tmp.rename(final)
+    return {**summary, "start_step": start_step, "final": str(final), "model": name}
+
+
+def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLConfig, pad_id: int) -> dict:
+    samples, returns = build_samples(episodes, cfg)
+    n_tokens = sum(len(s.response_ids) for s in samples)
+    stats = {
+        "reward": float(np.mean(returns)), "env_reward": float(np.mean([e.reward for e in episodes])),
+        "success": float(np.mean([e.won for e in episodes])), "episode_length": float(np.mean([len(e.turns) for e in episodes])),
+        "invalid_rate": float(np.mean([not t.valid for e in episodes for t in e.turns])) if n_tokens else 0.0,
+        "errors": sum(e.error is not None for e in episodes), "tokens_generated": n_tokens, "samples": len(samples),
+        "prompt_tokens": sum(len(t.prompt_ids) for e in episodes for t in e.turns),
+        "update_tokens": cfg.ppo_epochs * sum(len(s.prompt_ids) + len(s.response_ids) for s in samples),
+    }
+    if not samples or all(s.advantage == 0.0 for s in samples):
+        return {**stats, "loss": 0.0, "kl": 0.0, "entropy": float("nan"), "skipped_update": True}
+    model.train()
+    kl_total, entropy_total, loss_total = 0.0, 0.0, 0.0
+    batches = [samples[i : i + cfg.micro_batch_size] for i in range(0, len(samples), cfg.micro_batch_size)]
+    old = []
+    if cfg.ppo_epochs > 1:
+        with torch.no_grad():
+            old = [response_logprobs(model, b, cfg.temperature, pad_id)[0] for b in batches]
+    for epoch in range(cfg.ppo_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        for index, batch in enumerate(batches):
+            logprobs, mask, entropy = response_logprobs(model, batch, cfg.temperature, pad_id)
+            # With a single update per rollout the policy is the behaviour policy, so its own
+            # detached log-probs are the "old" ones: ratio 1, same gradient, no extra forward.
+            old_logprobs = old[index] if old else logprobs.detach()
+            ref_logprobs = None
+            if reference is not None:
+                with torch.no_grad():
+                    ref_logprobs = response_logprobs(reference, batch, cfg.temperature, pad_id)[0]
+            advantages = torch.tensor([s.advantage for s in batch], device=logprobs.device)
+            loss, kl = grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, cfg.clip_eps, cfg.kl_coef, n_tokens)
+            loss.backward()
+            if epoch == cfg.ppo_epochs - 1:
+                loss_total += loss.item()
+                kl_total += kl.item()
+                entropy_total += (entropy * mask).sum().item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        if not math.isfinite(grad_norm.item()):
+            optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError("non-finite gradient in the GRPO update; lower the lr or check the rewards")
+        optimizer.step()
+    model.eval()
+    return {**stats, "loss": loss_total, "kl": kl_total / n_tokens, "entropy": entropy_total / n_tokens,
+            "grad_norm": float(grad_norm), "skipped_update": False}

@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from prismrl.agent import Episode, Turn, windowed
+from prismrl.train.rl import RLConfig, Sample, TaskSampler, build_samples, gigpo_step_advantages, group_advantages, grpo_loss, response_logprobs
+
+
+def _episode(task, reward, invalid=0, observations=("o1",)):
+    turns = [Turn([1, 2], [3, 4], obs, "a", valid=i >= invalid) for i, obs in enumerate(observations)]
+    turns[-1].reward = reward
+    return Episode(task, [], turns=turns, done=True, won=reward == 1.0, reward=reward)
+
+
+def test_group_advantages_hand_worked():
+    # returns 1, 0, 0, 1: mean 0.5, population std 0.5 → ±1
+    assert group_advantages([1, 0, 0, 1]) == pytest.approx([1, -1, -1, 1], rel=1e-5)
+    # returns 1, 0, 0: mean 1/3, std √2/3 → (2/3)/(√2/3) = √2 and (−1/3)/(√2/3) = −1/√2
+    assert group_advantages([1, 0, 0]) == pytest.approx([2**0.5, -(0.5**0.5), -(0.5**0.5)], rel=1e-5)
+    assert group_advantages([0.3, 0.3]) == [0.0, 0.0]
+
+
+def test_invalid_penalty_enters_the_return():
+    cfg = RLConfig(invalid_penalty=0.1)
+    # same env reward 1, but the second episode had 2 invalid turns: returns 1.0 and 0.8
+    episodes = [_episode("a", 1.0, 0, ("o1", "o2")), _episode("a", 1.0, 2, ("o1", "o2"))]
+    samples, returns = build_samples(episodes, cfg)
+    assert returns == pytest.approx([1.0, 0.8])
+    assert [s.advantage for s in samples] == pytest.approx([1, 1, -1, -1], rel=1e-4)
+
+
+def test_groups_are_per_task():
+    episodes = [_episode("a", 1.0), _episode("a", 0.0), _episode("b", 0.0), _episode("b", 0.0)]
+    samples, _ = build_samples(episodes, RLConfig())
+    assert [s.advantage for s in samples] == pytest.approx([1, -1, 0, 0], rel=1e-5)
+
+
+def test_gigpo_step_groups_share_anchor_observations():
+    # Both episodes start from "s0"; episode 1 wins at its second step, episode 2 fails.
+    # Discounted returns (γ=0.5): ep1 [0.5, 1.0], ep2 [0, 0]; anchor s0 holds 0.5 and 0 → ±1;
+    # the later observations differ, so those step groups have one member and get 0.
+    win = _episode("a", 1.0, 0, ("s0", "s1"))
+    lose = _episode("a", 0.0, 0, ("s0", "s2"))
+    advantages = gigpo_step_advantages([win, lose], invalid_penalty=0.0, gamma=0.5)
+    assert advantages[0] == pytest.approx([1.0, 0.0], rel=1e-5) and advantages[1] == pytest.approx([-1.0, 0.0], rel=1e-5)
+
+
+def test_loss_touches_response_tokens_only():
+    from prismrl.models import tiny_model
+
+    model = tiny_model(0, vocab_size=64)
+    samples = [Sample([5, 6, 7, 8], [9, 10, 2], 1.0), Sample([5, 6], [11, 2], -1.0)]
+    logprobs, mask, _ = response_logprobs(model, samples, temperature=1.0, pad_id=0)
+    assert mask.sum().item() == 5
+    assert mask[0].nonzero().flatten().tolist() == [3, 4, 5] and mask[1].nonzero().flatten().tolist() == [1, 2]
+    # The loss gradient w.r.t. the log-probs vanishes off the response tokens.
+    leaf = logprobs.detach().requires_grad_(True)
+    loss, _ = grpo_loss(leaf, leaf.detach(), None, torch.tensor([1.0, -1.0]), mask, 0.2, 0.0, n_tokens=5)
+    loss.backward()
+    assert torch.all(leaf.grad[~mask] == 0) and torch.all(leaf.grad[mask] != 0)
+
+
+def test_ppo_clip_and_k3_kl():
+    logprobs = torch.tensor([[0.0]])
+    mask = torch.tensor([[True]])
+    # ratio e^0.5 ≈ 1.65 with A=+1 is clipped at 1.2 → loss −1.2
+    loss, _ = grpo_loss(logprobs, torch.tensor([[-0.5]]), None, torch.tensor([1.0]), mask, 0.2, 0.0, 1)
+    assert loss.item() == pytest.approx(-1.2)
+    # k3 KL with ref−logp = 1: e − 1 − 1
+    loss, kl = grpo_loss(logprobs, logprobs, torch.tensor([[1.0]]), torch.tensor([0.0]), mask, 0.2, 0.5, 1)
+    assert kl.item() == pytest.approx(torch.e - 2) and loss.item() == pytest.approx(0.5 * (torch.e - 2))
+
+
+def test_task_sampler_stays_inside_its_list():
+    allowed = [f"t{i}" for i in range(10)]
+    sampler = TaskSampler(allowed, per_step=4, seed=1)
+    seen = [t for step in range(50) for t in sampler.tasks_for_step(step)]
+    assert set(seen) == set(allowed)
+    assert sampler.tasks_for_step(7) == TaskSampler(list(reversed(allowed)), 4, 1).tasks_for_step(7)
+    assert len(set(sampler.tasks_for_step(0))) == 4
+
+
+def test_history_window_keeps_system_and_task():
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "task"}]
+    for i in range(5):
+        messages += [{"role": "assistant", "content": f"a{i}"}, {"role": "user", "content": f"o{i}"}]
+    kept = windowed(messages, 2)
+    assert [m["content"] for m in kept] == ["s", "task", "a3", "o3", "a4", "o4"]
+    assert windowed(messages, None) == messages

@@ -1,0 +1,56 @@
+"""`prism run` end to end on the tiny config: every phase, resume, and the baselines' plumbing."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from prismrl.cli import app
+from prismrl.fileio import read_jsonl_prefix
+from prismrl.run import load_run_config, run
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "webshop.yaml"
+
+
+def test_every_phase_then_resume_skips_them(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(TINY), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for path in ("data/expert.jsonl", "route/split.json", "route/report.md", "sft/final/config.json",
+                 "rl/final/config.json", "rl/rl_metrics.jsonl", "eval/test/results.json", "eval/test/episodes.jsonl"):
+        assert (out / path).exists(), path
+    split = json.loads((out / "route" / "split.json").read_text())
+    assert len(split["ids_sft"]) == len(split["ids_rl"]) == 4
+    rl_tasks = {t for m in read_jsonl_prefix(out / "rl" / "rl_metrics.jsonl") for t in m["tasks"]}
+    routed_rl_tasks = {json.loads(line)["task_id"] for line in (out / "route" / "rl.jsonl").read_text().splitlines()}
+    assert rl_tasks <= routed_rl_tasks
+    ledger = read_jsonl_prefix(out / "ledger.jsonl")
+    assert [r["phase"] for r in ledger] == ["probe", "sft", "rl", "eval"]
+    assert all(r["flops"] > 0 and r["wall_seconds"] > 0 for r in ledger)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final_model"].endswith("rl/final") and summary["eval"]["test"]["episodes"] == 4
+
+    again = run(load_run_config(TINY), out)
+    assert len(read_jsonl_prefix(out / "ledger.jsonl")) == 4  # nothing redone
+    assert again["eval"] == summary["eval"]
+
+    changed = CliRunner().invoke(app, ["run", str(TINY), "--out", str(out), "--set", "rl.steps=3"])
+    assert changed.exit_code == 2 and "another config" in changed.output
+
+
+@pytest.mark.parametrize("method,phases", [("base", ["eval"]), ("random", ["sft", "rl", "eval"])])
+def test_baselines_run_only_their_phases(tmp_path, method, phases):
+    config = load_run_config(TINY, [f"method={method}", "rl.steps=1"])
+    run(config, tmp_path)
+    assert [r["phase"] for r in read_jsonl_prefix(tmp_path / "ledger.jsonl")] == phases
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["method"] == method and saved["rl"]["steps"] == 1
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="unknown method 'prism-magic'"):
+        load_run_config(TINY, ["method=prism-magic"])
+    with pytest.raises(ValueError, match="unknown run option"):
+        load_run_config(TINY, ["modle=tiny"])
