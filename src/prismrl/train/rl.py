@@ -230,8 +230,10 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
                               history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
     summary: dict = {}
+    from torch.utils.tensorboard import SummaryWriter
+
     with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
-            Progress(disable=not progress) as bar:
+            Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
         job = bar.add_task("GRPO", total=cfg.steps, completed=start_step)
         for step in range(start_step, cfg.steps):
             started = time.perf_counter()
@@ -244,6 +246,9 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
                            tasks=sorted(set(tasks)))
             metrics_sink.write(metrics)
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+                    board.add_scalar(f"rl/{key}", value, step + 1)
             bar.update(job, advance=1, description=f"GRPO reward {metrics['reward']:.3f} success {metrics['success']:.2f}")
             if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.steps:
                 _save_checkpoint(out, step + 1, model, tokenizer, optimizer, cfg)

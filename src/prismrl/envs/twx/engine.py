@@ -86,10 +86,15 @@ class TextWorldExpressEnv:
 
     def expert_step(self) -> tuple[str, str]:
         # The gold path is a fixed plan from the start state; the expert follows it in order.
+        # Observations replay exactly for a task id, but the engine's gold path for `coin` may
+        # differ between resets of the same game (it wanders at random): both paths win.
         if self._steps >= len(self._gold):
             return "The task should be complete; I will look around.", "look around"
         action = self._gold[self._steps]
         return thought_for(action), action
 
     def close(self) -> None:
-        self._engine.close()
+        # The engine's own __del__ closes it again; a second close raises BrokenPipeError.
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
