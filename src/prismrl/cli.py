@@ -356,5 +356,27 @@ def run_cmd(
     Console().print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
 
 
+@app.command()
+def export(
+    run_dir: str = typer.Argument(..., help="a `prism route` or `prism run` folder"),
+    fmt: str = typer.Option(..., "--format", help="llamafactory (the SFT half) or verl-agent (the RL half's tasks)"),
+    out: str = typer.Option(None, help="output folder (default RUN_DIR/export/<format>)"),
+    alfworld_data: str = typer.Option(None, "--alfworld-data", help="ALFWorld data folder holding json_2.1.1 (default $ALFWORLD_DATA)"),
+):
+    """Export a split for LLaMA-Factory (SFT) or verl-agent (RL) to run the paper's stack."""
+    from prismrl.export import export_llamafactory, export_verl_agent
+
+    try:
+        if fmt == "llamafactory":
+            target = export_llamafactory(run_dir, out)
+        elif fmt == "verl-agent":
+            target = export_verl_agent(run_dir, out, alfworld_data)
+        else:
+            raise ValueError(f"unknown export format {fmt!r}; use llamafactory or verl-agent")
+    except USER_ERRORS as error:
+        _fail(error)
+    Console().print(f"wrote {target}")
+
+
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`
     sys.exit(app())
