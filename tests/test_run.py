@@ -54,3 +54,20 @@ def test_config_errors_are_clear(tmp_path):
         load_run_config(TINY, ["method=prism-magic"])
     with pytest.raises(ValueError, match="unknown run option"):
         load_run_config(TINY, ["modle=tiny"])
+
+
+def test_report_compares_methods_and_speed_up(tmp_path):
+    from prismrl.report.runs import compare_runs
+
+    for method in ("rl-all", "random"):
+        run(load_run_config(TINY, [f"method={method}", "rl.steps=1"]), tmp_path / method)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "rl-all"), str(tmp_path / "random"), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in compare_runs([tmp_path / "rl-all", tmp_path / "random"], tmp_path / "report")["rows"]}
+    assert rows["rl-all"]["speed-up vs rl-all"] == 1.0
+    expected = rows["rl-all"]["wall s"][0] / rows["random"]["wall s"][0]
+    assert rows["random"]["speed-up vs rl-all"] == expected
+    assert (tmp_path / "report" / "comparison.png").stat().st_size > 0
+    assert "speed-up" in (tmp_path / "report" / "comparison.md").read_text()
+    with_unfinished = CliRunner().invoke(app, ["report", str(tmp_path / "nothing-here")])
+    assert with_unfinished.exit_code == 2 and "no summary.json" in with_unfinished.output

@@ -87,7 +87,7 @@ def score(
     """Stage II: concentration metrics from probe.jsonl (no model needed) → scores.csv."""
     from prismrl.fileio import atomic_write_text
     from prismrl.pipeline import read_probe
-    from prismrl.report import score_table
+    from prismrl.report.split import score_table
 
     try:
         records, meta = read_probe(probe_dir)
@@ -376,6 +376,21 @@ def export(
     except USER_ERRORS as error:
         _fail(error)
     Console().print(f"wrote {target}")
+
+
+@app.command()
+def report(
+    run_dirs: list[str] = typer.Argument(..., help="finished `prism run` folders (several seeds of a method are pooled)"),
+    out: str = typer.Option("runs/report", help="folder for comparison.md, comparison.png, comparison.json"),
+):
+    """Compare runs: success and score per method (mean ± std over seeds), cost, speed-up vs rl-all."""
+    from prismrl.report.runs import compare_runs
+
+    try:
+        compare_runs(run_dirs, out)
+    except USER_ERRORS as error:
+        _fail(error)
+    Console().print(Path(out, "comparison.md").read_text())
 
 
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`

@@ -14,7 +14,7 @@ from prismrl.config import RouteConfig
 from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.fileio import atomic_write_json, read_jsonl_prefix
 from prismrl.probe.probe import META_FILE, PROBE_FILE, ProbeSummary, run_probe
-from prismrl.report import write_route_report
+from prismrl.report.split import write_route_report
 from prismrl.route import Split, route
 
 

@@ -1,0 +1,1 @@
+"""Reports: what a split looks like (split.py) and how runs compare (runs.py)."""

@@ -1,0 +1,116 @@
+"""Compare finished `prism run` folders: success and score per method, cost per phase, and the
+speed-up over the rl-all pipeline (how the paper's "up to 3.22×" is measured).
+
+Runs of one method with different seeds are pooled as mean ± std, like the paper's 3 seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from prismrl.fileio import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
+
+BASELINE = "rl-all"
+
+
+def load_run(run_dir: Path) -> dict:
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists():
+        raise FileNotFoundError(f"{run_dir} has no summary.json: the run is unfinished (rerun `prism run` to resume it)")
+    summary = json.loads(summary_path.read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return {"dir": str(run_dir), "method": summary["method"], "seed": config.get("seed"), "env": config.get("env"),
+            "model": config.get("model"), "eval": summary["eval"], "cost": summary["cost"]}
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
+def compare_runs(run_dirs: list[str | Path], out: str | Path) -> dict:
+    runs = [load_run(Path(d)) for d in run_dirs]
+    by_method = defaultdict(list)
+    for run in runs:
+        by_method[run["method"]].append(run)
+    splits = sorted({split for run in runs for split in run["eval"]})
+    baseline_cost = None
+    if BASELINE in by_method:
+        baseline_cost = np.mean([r["cost"]["total"]["wall_seconds"] for r in by_method[BASELINE]])
+
+    rows = []
+    for method, group in by_method.items():
+        row = {"method": method, "runs": len(group), "seeds": sorted(r["seed"] for r in group)}
+        for split in splits:
+            row[f"{split} success %"] = [100 * r["eval"][split]["success"] for r in group if split in r["eval"]]
+            row[f"{split} score"] = [r["eval"][split]["score"] for r in group if split in r["eval"]]
+        walls = [r["cost"]["total"]["wall_seconds"] for r in group]
+        row["wall s"] = walls
+        row["phases"] = {phase: float(np.mean([r["cost"]["phases"].get(phase, {}).get("wall_seconds", 0.0) for r in group]))
+                         for phase in ("probe", "pass-rate", "sft", "rl", "eval")}
+        row["speed-up vs rl-all"] = None if baseline_cost is None else baseline_cost / np.mean(walls)
+        rows.append(row)
+
+    columns = ["method", "runs"] + [c for split in splits for c in (f"{split} success %", f"{split} score")] + ["wall s", "speed-up vs rl-all"]
+    lines = ["# Runs compared", "", f"{len(runs)} runs; env {sorted({r['env'] for r in runs})}; model {sorted({str(r['model']) for r in runs})}.",
+             "Success and score are mean ± std over seeds. Wall-clock is the sum of the run's ledger; the speed-up is "
+             "rl-all's wall-clock over the method's, on the same machine (the paper's 3.22× is measured this way).", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row[column]
+            if isinstance(value, list):
+                cells.append(_mean_std(value))
+            elif isinstance(value, float):
+                cells.append(f"{value:.2f}×" if column.startswith("speed-up") else f"{value:.2f}")
+            else:
+                cells.append("–" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Cost per phase (mean wall-clock seconds)", "", "| method | probe | pass-rate | sft | rl | eval |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['method']} | " + " | ".join(f"{row['phases'][p]:.0f}" for p in ("probe", "pass-rate", "sft", "rl", "eval")) + " |")
+    lines += ["", "![success](comparison.png)", ""]
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _plot(rows, splits, out / "comparison.png")
+    atomic_write_text(out / "comparison.md", "\n".join(lines))
+    result = {"runs": runs, "rows": rows}
+    atomic_write_json(out / "comparison.json", result)
+    return result
+
+
+def _plot(rows: list[dict], splits: list[str], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    names = [r["method"] for r in rows]
+    width = 0.8 / max(1, len(splits))
+    for i, split in enumerate(splits):
+        means = [np.mean(r[f"{split} success %"]) if r[f"{split} success %"] else 0 for r in rows]
+        errors = [np.std(r[f"{split} success %"], ddof=1) if len(r[f"{split} success %"]) > 1 else 0 for r in rows]
+        axes[0].bar(np.arange(len(rows)) + i * width, means, width, yerr=errors, label=split, capsize=3)
+    axes[0].set_xticks(np.arange(len(rows)) + width * (len(splits) - 1) / 2, names, rotation=30, ha="right")
+    axes[0].set_ylabel("success %")
+    axes[0].legend()
+    bottom = np.zeros(len(rows))
+    for phase in ("probe", "pass-rate", "sft", "rl", "eval"):
+        values = np.array([r["phases"][phase] for r in rows])
+        axes[1].bar(names, values, bottom=bottom, label=phase)
+        bottom += values
+    axes[1].set_ylabel("wall-clock seconds")
+    axes[1].tick_params(axis="x", rotation=30)
+    axes[1].legend()
+    atomic_savefig(fig, path)
+    plt.close(fig)
