@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from prismrl.agent import Episode, Turn, windowed
-from prismrl.train.rl import RLConfig, Sample, TaskSampler, build_samples, gigpo_step_advantages, group_advantages, grpo_loss, response_logprobs
+from prismrl.train.rl import (RLConfig, Sample, TaskSampler, build_samples, episode_samples, gigpo_step_advantages, group_advantages,
+                              grpo_loss, response_logprobs, token_advantages)
 
 
 def _episode(task, reward, invalid=0, observations=("o1",)):
@@ -25,13 +26,13 @@ def test_invalid_penalty_enters_the_return():
     episodes = [_episode("a", 1.0, 0, ("o1", "o2")), _episode("a", 1.0, 2, ("o1", "o2"))]
     samples, returns = build_samples(episodes, cfg)
     assert returns == pytest.approx([1.0, 0.8])
-    assert [s.advantage for s in samples] == pytest.approx([1, 1, -1, -1], rel=1e-4)
+    assert [s.advantages[-1] for s in samples] == pytest.approx([1, 1, -1, -1], rel=1e-4)
 
 
 def test_groups_are_per_task():
     episodes = [_episode("a", 1.0), _episode("a", 0.0), _episode("b", 0.0), _episode("b", 0.0)]
     samples, _ = build_samples(episodes, RLConfig())
-    assert [s.advantage for s in samples] == pytest.approx([1, -1, 0, 0], rel=1e-5)
+    assert [s.advantages[-1] for s in samples] == pytest.approx([1, -1, 0, 0], rel=1e-5)
 
 
 def test_gigpo_step_groups_share_anchor_observations():
@@ -48,13 +49,16 @@ def test_loss_touches_response_tokens_only():
     from prismrl.models import tiny_model
 
     model = tiny_model(0, vocab_size=64)
-    samples = [Sample([5, 6, 7, 8], [9, 10, 2], 1.0), Sample([5, 6], [11, 2], -1.0)]
+    samples = [Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [0.0] * 4 + [1.0] * 3),
+               Sample([5, 6, 11, 2], [False, False, True, True], [0.0, 0.0, -1.0, -1.0])]
     logprobs, mask, _ = response_logprobs(model, samples, temperature=1.0, pad_id=0)
     assert mask.sum().item() == 5
     assert mask[0].nonzero().flatten().tolist() == [3, 4, 5] and mask[1].nonzero().flatten().tolist() == [1, 2]
     # The loss gradient w.r.t. the log-probs vanishes off the response tokens.
     leaf = logprobs.detach().requires_grad_(True)
-    loss, _ = grpo_loss(leaf, leaf.detach(), None, torch.tensor([1.0, -1.0]), mask, 0.2, 0.0, n_tokens=5)
+    advantages = token_advantages(samples, 7, leaf.device)
+    assert advantages[0, 3:6].tolist() == [1.0] * 3 and advantages[1, 1:3].tolist() == [-1.0] * 2
+    loss, _ = grpo_loss(leaf, leaf.detach(), None, advantages, mask, 0.2, 0.0, n_tokens=5)
     loss.backward()
     assert torch.all(leaf.grad[~mask] == 0) and torch.all(leaf.grad[mask] != 0)
 
@@ -63,10 +67,10 @@ def test_ppo_clip_and_k3_kl():
     logprobs = torch.tensor([[0.0]])
     mask = torch.tensor([[True]])
     # ratio e^0.5 ≈ 1.65 with A=+1 is clipped at 1.2 → loss −1.2
-    loss, _ = grpo_loss(logprobs, torch.tensor([[-0.5]]), None, torch.tensor([1.0]), mask, 0.2, 0.0, 1)
+    loss, _ = grpo_loss(logprobs, torch.tensor([[-0.5]]), None, torch.tensor([[1.0]]), mask, 0.2, 0.0, 1)
     assert loss.item() == pytest.approx(-1.2)
     # k3 KL with ref−logp = 1: e − 1 − 1
-    loss, kl = grpo_loss(logprobs, logprobs, torch.tensor([[1.0]]), torch.tensor([0.0]), mask, 0.2, 0.5, 1)
+    loss, kl = grpo_loss(logprobs, logprobs, torch.tensor([[1.0]]), torch.tensor([[0.0]]), mask, 0.2, 0.5, 1)
     assert kl.item() == pytest.approx(torch.e - 2) and loss.item() == pytest.approx(0.5 * (torch.e - 2))
 
 
@@ -86,3 +90,13 @@ def test_history_window_keeps_system_and_task():
     kept = windowed(messages, 2)
     assert [m["content"] for m in kept] == ["s", "task", "a3", "o3", "a4", "o4"]
     assert windowed(messages, None) == messages
+
+
+def test_turns_that_extend_the_history_share_one_sequence():
+    first = Turn([1, 2], [3, 4], "o1", "a", True)
+    second = Turn([1, 2, 3, 4, 5, 6], [7, 8], "o2", "b", True)  # history + observation 5 6
+    windowed_third = Turn([1, 2, 9], [10], "o3", "c", True)  # the window dropped turns: new sequence
+    samples = episode_samples(Episode("t", [], turns=[first, second, windowed_third]), [0.5, 0.25, -1.0])
+    assert [s.ids for s in samples] == [[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 9, 10]]
+    assert samples[0].generated == [False, False, True, True, False, False, True, True]
+    assert samples[0].advantages == [0, 0, 0.5, 0.5, 0, 0, 0.25, 0.25] and samples[1].advantages == [0, 0, 0, -1.0]

@@ -126,13 +126,42 @@ def gigpo_step_advantages(group: list[Episode], invalid_penalty: float, gamma: f
 
 @dataclass
 class Sample:
-    prompt_ids: list[int]
-    response_ids: list[int]
-    advantage: float
+    """One training sequence: token ids, which of them the policy generated, and the advantage
+    each generated token carries."""
+
+    ids: list[int]
+    generated: list[bool]
+    advantages: list[float]
+
+    @property
+    def n_generated(self) -> int:
+        return sum(self.generated)
+
+
+def episode_samples(episode: Episode, turn_advantages: list[float]) -> list[Sample]:
+    """The episode as few sequences as possible. When a turn's prompt extends the previous
+    prompt + reply (no history window cut in between), the turns share one sequence, so one
+    forward pass covers them all instead of one per turn; a windowed turn starts a new one."""
+    samples: list[Sample] = []
+    for turn, advantage in zip(episode.turns, turn_advantages):
+        if not turn.response_ids:
+            continue
+        current = samples[-1] if samples else None
+        if current is not None and turn.prompt_ids[: len(current.ids)] == current.ids:
+            observation = turn.prompt_ids[len(current.ids) :]
+        else:
+            current = Sample([], [], [])
+            samples.append(current)
+            observation = turn.prompt_ids
+        current.ids += observation + turn.response_ids
+        current.generated += [False] * len(observation) + [True] * len(turn.response_ids)
+        current.advantages += [0.0] * len(observation) + [advantage] * len(turn.response_ids)
+    return samples
 
 
 def build_samples(episodes: list[Episode], cfg: RLConfig) -> tuple[list[Sample], list[float]]:
-    """One sample per agent turn, carrying its episode's (and, for GiGPO, its step's) advantage."""
+    """Training sequences whose generated tokens carry their episode's group-relative advantage
+    (plus, for GiGPO, their step's)."""
     groups = defaultdict(list)
     for episode in episodes:
         groups[episode.task_id].append(episode)
@@ -143,26 +172,23 @@ def build_samples(episodes: list[Episode], cfg: RLConfig) -> tuple[list[Sample],
         episode_adv = group_advantages(group_returns)
         step_adv = gigpo_step_advantages(group, cfg.invalid_penalty, cfg.gigpo_gamma) if cfg.advantage == "gigpo" else None
         for e, episode in enumerate(group):
-            for t, turn in enumerate(episode.turns):
-                advantage = episode_adv[e] + (cfg.gigpo_weight * step_adv[e][t] if step_adv else 0.0)
-                if turn.response_ids:
-                    samples.append(Sample(turn.prompt_ids, turn.response_ids, advantage))
+            per_turn = [episode_adv[e] + (cfg.gigpo_weight * step_adv[e][t] if step_adv else 0.0) for t in range(len(episode.turns))]
+            samples += episode_samples(episode, per_turn)
     return samples, returns
 
 
 def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: int):
-    """Per-token log-probabilities of each sample's response under `model` (right-padded batch)."""
+    """Per-token log-probabilities of each sample's tokens under `model` (right-padded batch),
+    the mask of generated tokens, and the policy entropy there. Index t predicts token t+1."""
     device = next(model.parameters()).device
-    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in samples]
-    width = max(lengths)
+    width = max(len(s.ids) for s in samples)
     ids = torch.full((len(samples), width), pad_id, dtype=torch.long, device=device)
     attention = torch.zeros_like(ids)
     mask = torch.zeros((len(samples), width - 1), dtype=torch.bool, device=device)
     for row, sample in enumerate(samples):
-        sequence = sample.prompt_ids + sample.response_ids
-        ids[row, : len(sequence)] = torch.tensor(sequence, device=device)
-        attention[row, : len(sequence)] = 1
-        mask[row, len(sample.prompt_ids) - 1 : len(sequence) - 1] = True
+        ids[row, : len(sample.ids)] = torch.tensor(sample.ids, device=device)
+        attention[row, : len(sample.ids)] = 1
+        mask[row, : len(sample.ids) - 1] = torch.tensor(sample.generated[1:], device=device)
     logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float() / temperature
     logprobs = torch.log_softmax(logits, dim=-1)
     token_logprobs = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
@@ -171,11 +197,18 @@ def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: 
     return token_logprobs, mask, entropy
 
 
+def token_advantages(samples: list[Sample], width: int, device) -> torch.Tensor:
+    """(batch, width − 1) advantages aligned with `response_logprobs`' outputs."""
+    table = torch.zeros((len(samples), width - 1), device=device)
+    for row, sample in enumerate(samples):
+        table[row, : len(sample.ids) - 1] = torch.tensor(sample.advantages[1:], device=device)
+    return table
+
+
 def grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, clip_eps: float, kl_coef: float, n_tokens: int):
     """PPO-clipped surrogate + k3 KL, summed over response tokens and divided by the batch's token count."""
     ratio = torch.exp(logprobs - old_logprobs)
-    adv = advantages[:, None]
-    surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    surrogate = torch.minimum(ratio * advantages, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
     per_token = -surrogate
     kl = torch.zeros_like(logprobs)
     if ref_logprobs is not None:
@@ -264,16 +297,16 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
 
 def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLConfig, pad_id: int) -> dict:
     samples, returns = build_samples(episodes, cfg)
-    n_tokens = sum(len(s.response_ids) for s in samples)
+    n_tokens = sum(s.n_generated for s in samples)
     stats = {
         "reward": float(np.mean(returns)), "env_reward": float(np.mean([e.reward for e in episodes])),
         "success": float(np.mean([e.won for e in episodes])), "episode_length": float(np.mean([len(e.turns) for e in episodes])),
         "invalid_rate": float(np.mean([not t.valid for e in episodes for t in e.turns])) if n_tokens else 0.0,
         "errors": sum(e.error is not None for e in episodes), "tokens_generated": n_tokens, "samples": len(samples),
         "prompt_tokens": sum(len(t.prompt_ids) for e in episodes for t in e.turns),
-        "update_tokens": cfg.ppo_epochs * sum(len(s.prompt_ids) + len(s.response_ids) for s in samples),
+        "update_tokens": cfg.ppo_epochs * sum(len(s.ids) for s in samples),
     }
-    if not samples or all(s.advantage == 0.0 for s in samples):
+    if not samples or all(a == 0.0 for s in samples for a in s.advantages):
         return {**stats, "loss": 0.0, "kl": 0.0, "entropy": float("nan"), "skipped_update": True}
     model.train()
     kl_total, entropy_total, loss_total = 0.0, 0.0, 0.0
@@ -293,7 +326,7 @@ def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLC
             if reference is not None:
                 with torch.no_grad():
                     ref_logprobs = response_logprobs(reference, batch, cfg.temperature, pad_id)[0]
-            advantages = torch.tensor([s.advantage for s in batch], device=logprobs.device)
+            advantages = token_advantages(batch, logprobs.shape[1] + 1, logprobs.device)
             loss, kl = grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, cfg.clip_eps, cfg.kl_coef, n_tokens)
             loss.backward()
             if epoch == cfg.ppo_epochs - 1:
