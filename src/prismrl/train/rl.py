@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.tensorboard import SummaryWriter
 
 from prismrl.agent import Episode, SamplingConfig, rollout
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
@@ -233,6 +234,18 @@ def _save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, cfg: RLC
     staging.rename(target)
 
 
+def mixed_precision(dtype: str, device: torch.device):
+    """Autocast for bfloat16/float16 on a GPU; a no-op for float32 and on CPU."""
+    from contextlib import nullcontext
+
+    from prismrl.models import resolve_dtype
+
+    amp = resolve_dtype(dtype)
+    if amp == torch.float32 or device.type != "cuda":
+        return nullcontext()
+    return torch.autocast("cuda", dtype=amp)
+
+
 def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     """Run GRPO for cfg.steps steps, resuming from the latest checkpoint in cfg.out."""
     from rich.progress import Progress
@@ -245,10 +258,13 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     atomic_write_json(out / "rl_config.json", asdict(cfg))
     sampler = TaskSampler(cfg.tasks, cfg.tasks_per_step, cfg.seed)
     checkpoint = _latest_checkpoint(out)
-    model, tokenizer, name = load_model(str(checkpoint) if checkpoint else cfg.model, cfg.dtype, cfg.device)
+    # Weights stay float32 (AdamW steps of lr 1e-6 vanish in bfloat16 rounding); a half-precision
+    # dtype runs the forward passes under autocast instead.
+    model, tokenizer, name = load_model(str(checkpoint) if checkpoint else cfg.model, "float32", cfg.device)
+    precision = mixed_precision(cfg.dtype, next(model.parameters()).device)
     reference = None
     if cfg.kl_coef > 0:
-        reference = load_model(cfg.model, cfg.dtype, cfg.device)[0] if checkpoint else copy.deepcopy(model)
+        reference = load_model(cfg.model, "float32", cfg.device)[0] if checkpoint else copy.deepcopy(model)
         reference.eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     start_step = 0
@@ -263,8 +279,6 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
                               history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
     summary: dict = {}
-    from torch.utils.tensorboard import SummaryWriter
-
     with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
         job = bar.add_task("GRPO", total=cfg.steps, completed=start_step)
@@ -272,10 +286,12 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             started = time.perf_counter()
             tasks = sampler.tasks_for_step(step)
             model.eval()
-            episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
+            with precision:
+                episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
                                sampling, seed=cfg.seed * 1_000_003 + step)
             rollout_seconds = time.perf_counter() - started
-            metrics = update_policy(model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id)
+            with precision:
+                metrics = update_policy(model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id)
             metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
                            tasks=sorted(set(tasks)))
             metrics_sink.write(metrics)
