@@ -92,3 +92,17 @@ def test_resume_gives_the_uninterrupted_result(undecided_policy, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     rewards = lambda run: [json.loads(l)["reward"] for l in (tmp_path / run / "rl_metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert rewards("clean") == rewards("resumed")
+
+
+def test_evaluation_is_deterministic_and_resumes(undecided_policy, tmp_path):
+    config = dict(model=undecided_policy, env="bandit", split="test", episodes=12, batch_episodes=4, temperature=1.0,
+                  max_new_tokens=24, device="cpu", seed=5)
+    clean = evaluate(EvalConfig(**config, out=str(tmp_path / "clean")), progress=False)
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    lines = (tmp_path / "clean" / "episodes.jsonl").read_text().splitlines()
+    # A crash in the middle of the second batch: one whole batch and half of the next on disk.
+    (interrupted / "episodes.jsonl").write_text("\n".join(lines[:6]) + "\n")
+    resumed = evaluate(EvalConfig(**config, out=str(interrupted)), progress=False)
+    assert (interrupted / "episodes.jsonl").read_text().splitlines() == lines
+    assert {k: v for k, v in resumed.items() if k not in ("seconds", "config")} == {k: v for k, v in clean.items() if k not in ("seconds", "config")}

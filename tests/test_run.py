@@ -40,7 +40,8 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     assert changed.exit_code == 2 and "another config" in changed.output
 
 
-@pytest.mark.parametrize("method,phases", [("base", ["eval"]), ("random", ["sft", "rl", "eval"])])
+@pytest.mark.parametrize("method,phases", [("base", ["eval"]), ("random", ["sft", "rl", "eval"]),
+                                           ("pass-rate", ["pass-rate", "sft", "rl", "eval"])])
 def test_baselines_run_only_their_phases(tmp_path, method, phases):
     config = load_run_config(TINY, [f"method={method}", "rl.steps=1"])
     run(config, tmp_path)

@@ -55,7 +55,9 @@ class Episode:
     def to_dict(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id, "task_type": self.task_type, "won": self.won, "reward": self.reward,
-            "steps": len(self.turns), "invalid_actions": self.n_invalid, "error": self.error, "messages": self.messages,
+            "steps": len(self.turns), "invalid_actions": self.n_invalid, "error": self.error,
+            "prompt_tokens": sum(len(t.prompt_ids) for t in self.turns),
+            "generated_tokens": sum(len(t.response_ids) for t in self.turns), "messages": self.messages,
         }
 
 

@@ -8,13 +8,14 @@ seeded per turn.
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prismrl.agent import SamplingConfig, rollout
-from prismrl.fileio import atomic_write_json, atomic_write_jsonl
+from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 
 
 @dataclass
@@ -47,23 +48,37 @@ def choose_tasks(all_tasks: list[str], episodes: int, seed: int) -> list[str]:
     return [order[i % len(order)] for i in range(episodes)]
 
 
-def summarize(episodes) -> dict:
+def summarize(episodes: list[dict]) -> dict:
+    """Metrics from episode records (`Episode.to_dict()`)."""
     by_type = defaultdict(list)
     for e in episodes:
-        by_type[e.task_type or "all"].append(e)
+        by_type[e["task_type"] or "all"].append(e)
     n = len(episodes)
+    steps = sum(e["steps"] for e in episodes)
     return {
         "episodes": n,
-        "success": sum(e.won for e in episodes) / n,
-        "score": 100.0 * sum(e.reward for e in episodes) / n,
-        "mean_steps": sum(len(e.turns) for e in episodes) / n,
-        "invalid_action_rate": sum(e.n_invalid for e in episodes) / max(1, sum(len(e.turns) for e in episodes)),
-        "errors": sum(e.error is not None for e in episodes),
-        "prompt_tokens": sum(len(t.prompt_ids) for e in episodes for t in e.turns),
-        "generated_tokens": sum(len(t.response_ids) for e in episodes for t in e.turns),
-        "success_by_type": {t: sum(e.won for e in es) / len(es) for t, es in sorted(by_type.items())},
+        "success": sum(e["won"] for e in episodes) / n,
+        "score": 100.0 * sum(e["reward"] for e in episodes) / n,
+        "mean_steps": steps / n,
+        "invalid_action_rate": sum(e["invalid_actions"] for e in episodes) / max(1, steps),
+        "errors": sum(e["error"] is not None for e in episodes),
+        "prompt_tokens": sum(e["prompt_tokens"] for e in episodes),
+        "generated_tokens": sum(e["generated_tokens"] for e in episodes),
+        "success_by_type": {t: sum(e["won"] for e in es) / len(es) for t, es in sorted(by_type.items())},
         "episodes_by_type": {t: len(es) for t, es in sorted(by_type.items())},
     }
+
+
+def _finished_batches(path: Path, batch_sizes: dict[int, int]) -> list[dict]:
+    """Episode records of whole batches from an interrupted evaluation; a partial batch is dropped."""
+    records = read_jsonl_prefix(path)
+    counts = defaultdict(int)
+    for record in records:
+        counts[record["batch"]] += 1
+    kept = [r for r in records if counts[r["batch"]] == batch_sizes.get(r["batch"])]
+    if len(kept) != len(records):
+        atomic_write_jsonl(path, kept)
+    return kept
 
 
 def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True) -> dict:
@@ -84,17 +99,28 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                               max_turns=cfg.max_turns or DEFAULT_MAX_TURNS.get(cfg.env, 50),
                               history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
+    # Batches are fixed by (tasks, batch size) and seeded by their start, so a rerun after a crash
+    # redoes only unfinished batches and gives the same episodes as an uninterrupted run.
+    starts = range(0, len(tasks), cfg.batch_episodes)
+    sizes = {start: len(tasks[start : start + cfg.batch_episodes]) for start in starts}
+    out = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="prism-eval-"))
+    episodes_path = out / "episodes.jsonl"
+    episodes = _finished_batches(episodes_path, sizes)
+    done = {r["batch"] for r in episodes}
     started = time.perf_counter()
-    episodes = []
-    with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, Progress(disable=not progress) as bar:
-        job = bar.add_task(f"eval {cfg.env}/{cfg.split}", total=len(tasks))
-        for batch_start in range(0, len(tasks), cfg.batch_episodes):
-            batch = tasks[batch_start : batch_start + cfg.batch_episodes]
-            episodes += rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed * 1_000_003 + batch_start)
+    with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, JsonlAppender(episodes_path) as sink, \
+            Progress(disable=not progress) as bar:
+        job = bar.add_task(f"eval {cfg.env}/{cfg.split}", total=len(tasks), completed=len(episodes))
+        for start in starts:
+            if start in done:
+                continue
+            batch = tasks[start : start + cfg.batch_episodes]
+            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed * 1_000_003 + start):
+                record = {"batch": start, **episode.to_dict()}
+                sink.write(record)
+                episodes.append(record)
             bar.update(job, advance=len(batch))
+    episodes.sort(key=lambda r: r["batch"])
     results = {**summarize(episodes), "seconds": time.perf_counter() - started, "config": asdict(cfg)}
-    if cfg.out:
-        out = Path(cfg.out)
-        atomic_write_jsonl(out / "episodes.jsonl", [e.to_dict() for e in episodes])
-        atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / "results.json", results)
     return results
