@@ -107,3 +107,25 @@ def test_non_finite_and_too_long_are_flagged_not_routed(tiny, tmp_path):
     assert set(summary.flagged) == {"t000", "t001", "t002"}
     records = read_jsonl_prefix(tmp_path / "nan" / "probe.jsonl")
     assert all(r["norms"] is None and "non-finite" in r["flag"] for r in records)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral", "phi3"])
+def test_other_families_match_the_reference(family):
+    from transformers import MistralConfig, MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    size = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=128)
+    torch.manual_seed(0)
+    model = {"qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**size)), "mistral": lambda: MistralForCausalLM(MistralConfig(**size)),
+             "phi3": lambda: Phi3ForCausalLM(Phi3Config(**size, pad_token_id=0))}[family]().eval()
+    groups = find_units(model)
+    units = [u for g in groups for u in g.units]
+    assert [u.kind for u in units] == ["q", "k", "v", "o", "gate", "up", "down"] * 2
+    if family == "phi3":  # fused: q 32 rows, k and v 16 rows each (2 kv heads × 8), gate/up halves of 96
+        assert [u.numel for u in units[:3]] == [32 * 32, 16 * 32, 16 * 32] and units[4].name.endswith("gate_up_proj[gate]")
+    ids = list(range(3, 30))
+    labels = [-100] * 12 + ids[12:]
+    with GradientProbe(model) as probe:
+        _, norms = probe(ids, labels)
+    _, ref = reference_norms(model, groups, ids, labels)
+    torch.testing.assert_close(torch.tensor(norms), torch.tensor(ref), rtol=1e-5, atol=0)
