@@ -1,0 +1,114 @@
+"""Is a game solvable, quickly? Play alfworld's planner expert through the real engine to a win.
+
+A game is worth keeping only if the planner wins it *and* plans fast: with the planner expert the
+engine replans at every step, and Fast Downward's search time grows steeply with plan length and
+the number of receptacles and objects (a two-object task in a 20-receptacle kitchen can take
+minutes). The search runs inside a C library and cannot be interrupted in-process, so
+`PlannerWorker` runs it in a child process that is killed when the time budget is spent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+from prismrl.envs.alfworld.expert import make_expert_env
+
+MAX_PLAN_STEPS = 50
+TIMED_OUT = "timed out"
+
+
+def planner_walkthrough(gamefile: str | Path, env=None, max_steps: int = MAX_PLAN_STEPS) -> list[str] | None:
+    """The planner's winning commands, or None when it does not win within `max_steps`."""
+    env = env or make_expert_env("planner")
+    try:
+        env.load(str(gamefile))
+        state = env.reset()
+        commands: list[str] = []
+        while not state["won"]:
+            plan = state["extra.expert_plan"]
+            if not plan or len(commands) >= max_steps:
+                return None
+            commands.append(plan[0])
+            state, _, _ = env.step(plan[0])
+        return commands or None   # won before any step: no task at all
+    except Exception:   # unsolvable problems crash in the planner (KeyError 'val1' and kin)
+        return None
+
+
+class PlannerWorker:
+    """A child Python process answering `walkthrough(gamefile, timeout)`; restarted after a timeout.
+
+    A plain subprocess speaking JSON lines (not multiprocessing): it needs no `__main__` guard in
+    the caller's script and never forks a parent that may be running threads.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+
+    def _start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._proc = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        # imports take seconds; they must not eat into the first game's time budget
+        if self._proc.stdout.readline().strip() != "ready":
+            self._stop()
+            raise RuntimeError("the ALFWorld planner worker did not start (is alfworld installed?)")
+
+    def walkthrough(self, gamefile: str | Path, timeout: float) -> list[str] | None | str:
+        """Winning commands, None (the planner cannot win), or TIMED_OUT."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        self._proc.stdin.write(json.dumps(str(gamefile)) + "\n")
+        self._proc.stdin.flush()
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        if not ready:
+            self._stop()
+            return TIMED_OUT
+        line = self._proc.stdout.readline()
+        if not line:   # the child died (e.g. out of memory): count the game as unsolved
+            self._stop()
+            return None
+        return json.loads(line)
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()   # end of input: the child returns
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._stop()
+
+    def __enter__(self) -> "PlannerWorker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _serve() -> None:
+    """The child's loop: a game file path (JSON) per input line, its walkthrough (JSON) per output line."""
+    # answers get a private copy of stdout; anything else printed to stdout, Python or C (Fast
+    # Downward), goes to stderr so it cannot corrupt them
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    env = make_expert_env("planner")
+    print("ready", file=out, flush=True)
+    for line in sys.stdin:
+        print(json.dumps(planner_walkthrough(json.loads(line), env)), file=out, flush=True)
+
+
+if __name__ == "__main__":
+    _serve()
