@@ -47,3 +47,24 @@ def test_verl_agent_manifest(route_dir):
 def test_missing_split_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no split.json"):
         export_llamafactory(tmp_path)
+
+
+def test_verl_agent_alfworld_links_only_the_rl_games(tmp_path):
+    from conftest import SHARED
+
+    fixture = SHARED / "fixtures" / "alfworld"
+    if not fixture.exists():
+        pytest.skip("shared ALFWorld fixture not present")
+    task = "train/pick_heat_then_place_in_recep-Potato-None-SinkBasin-14/trial_T20190908_231731_054988"
+    trajectory = make_trajectory(0)
+    trajectory.env, trajectory.task_id = "alfworld", task
+    save_trajectories([trajectory], tmp_path / "rl.jsonl")
+    save_trajectories([], tmp_path / "sft.jsonl")
+    (tmp_path / "split.json").write_text("{}")
+    out = export_verl_agent(tmp_path, alfworld_data=str(fixture))
+    link = out / "alfworld" / "json_2.1.1" / task
+    assert (link / "game.tw-pddl").exists()
+    manifest = json.loads((out / "rl_tasks.json").read_text())
+    assert manifest["task_ids"] == [task] and "env.env_name=alfworld/AlfredTWEnv" in (out / "verl_agent_overrides.txt").read_text()
+    with pytest.raises(FileNotFoundError, match="no game.tw-pddl"):
+        export_verl_agent(tmp_path, out=tmp_path / "again", alfworld_data=str(tmp_path))
