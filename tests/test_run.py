@@ -72,3 +72,14 @@ def test_report_compares_methods_and_speed_up(tmp_path):
     assert "speed-up" in (tmp_path / "report" / "comparison.md").read_text()
     with_unfinished = CliRunner().invoke(app, ["report", str(tmp_path / "nothing-here")])
     assert with_unfinished.exit_code == 2 and "no summary.json" in with_unfinished.output
+
+
+def test_alfworld_pipeline_on_generated_games(tmp_path):
+    pytest.importorskip("alfworld")
+    config = load_run_config(TINY.parent / "alfworld.yaml")
+    summary = run(config, tmp_path)
+    assert len(list((tmp_path / "games" / "json_2.1.1" / "train").glob("*/*/game.tw-pddl"))) == 4
+    assert [r["phase"] for r in read_jsonl_prefix(tmp_path / "ledger.jsonl")] == ["probe", "sft", "rl", "eval"]
+    assert summary["eval"]["valid_seen"]["episodes"] == 2
+    experts = [json.loads(line) for line in (tmp_path / "data" / "expert.jsonl").read_text().splitlines()]
+    assert len(experts) == 4 and all(e["env"] == "alfworld" and e["reward"] == 1.0 for e in experts)

@@ -84,7 +84,7 @@ def _finished_batches(path: Path, batch_sizes: dict[int, int]) -> list[dict]:
 def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True) -> dict:
     from rich.progress import Progress
 
-    from prismrl.envs.base import make
+    from prismrl.envs.base import agent_env_config, make
     from prismrl.envs.pool import EnvPool
     from prismrl.models import load_model
 
@@ -108,7 +108,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     episodes = _finished_batches(episodes_path, sizes)
     done = {r["batch"] for r in episodes}
     started = time.perf_counter()
-    with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, JsonlAppender(episodes_path) as sink, \
+    with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(episodes_path) as sink, \
             Progress(disable=not progress) as bar:
         job = bar.add_task(f"eval {cfg.env}/{cfg.split}", total=len(tasks), completed=len(episodes))
         for start in starts:

@@ -62,6 +62,7 @@ class RunConfig:
     env: str = "webshop"
     env_config: dict = field(default_factory=dict)
     data: str | None = None  # expert trajectories; None → generated with the env's expert
+    games: dict = field(default_factory=dict)  # ALFWorld offline: {split: n} procedural games made first
     generate: dict = field(default_factory=lambda: {"split": "train", "n": 64, "max_steps": 50})
     seed: int = 0
     dtype: str = "float32"
@@ -115,6 +116,16 @@ def _task_ids(path: Path) -> list[str]:
     return sorted({t.task_id for t in load_trajectories(path)[0]})
 
 
+def _alfworld_games(cfg: RunConfig, out: Path) -> None:
+    """Generate the configured ALFWorld-procedural games into the run and point the env at them."""
+    from prismrl.envs.alfworld.generate import generate_games
+
+    games_dir = out / "games"
+    for split, n in cfg.games.items():
+        generate_games(split, n, games_dir, seed=cfg.seed, workers=max(1, cfg.n_workers))
+    cfg.env_config = {**cfg.env_config, "data_dir": str(games_dir)}
+
+
 def _expert_data(cfg: RunConfig, out: Path) -> Path:
     if cfg.data:
         return Path(cfg.data)
@@ -133,6 +144,7 @@ def _pass_rates(cfg: RunConfig, expert: Path, out: Path) -> dict[str, float]:
     """HPT-style signal: base-model success rate over k rollouts of each trajectory's task."""
     from prismrl import ledger
     from prismrl.agent import SamplingConfig, rollout
+    from prismrl.envs.base import agent_env_config
     from prismrl.envs.pool import EnvPool
     from prismrl.models import load_model
 
@@ -145,7 +157,7 @@ def _pass_rates(cfg: RunConfig, expert: Path, out: Path) -> dict[str, float]:
     sampling = SamplingConfig(temperature=cfg.pass_rate.get("temperature", 1.0), max_turns=cfg.rl.get("max_turns", 50))
     wins: dict[str, list[bool]] = {t: [] for t in tasks}
     with ledger.phase("pass-rate", out, sum(p.numel() for p in model.parameters())) as cost, \
-            EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool:
+            EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool:
         for start in range(0, len(tasks), 8):
             batch = [t for t in tasks[start : start + 8] for _ in range(k)]
             for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed + start):
@@ -262,6 +274,10 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
         raise ValueError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
     atomic_write_text(config_file, resolved)
     plan = METHODS[cfg.method]
+    if cfg.games:
+        if cfg.env != "alfworld":
+            raise ValueError("`games` generates ALFWorld-procedural games; it only applies to env: alfworld")
+        _alfworld_games(cfg, out)
     expert = _expert_data(cfg, out) if (plan.sft or plan.rl) else None
     if plan.router:
         route_dir = _route(cfg, plan, expert, out)

@@ -42,6 +42,15 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# Options for envs that only an agent plays (RL, evaluation): ALFWorld's planner expert replans
+# after every step (0.1-2 s), which a rollout that never asks the expert should not pay for.
+AGENT_ONLY_OPTIONS: dict[str, dict[str, Any]] = {"alfworld": {"expert": None}}
+
+
+def agent_env_config(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    return {**AGENT_ONLY_OPTIONS.get(name, {}), **cfg}
+
+
 def make(name: str, **cfg: Any) -> Env:
     if name not in REGISTRY:
         raise KeyError(f"unknown environment {name!r}; known: {', '.join(sorted(REGISTRY))}")

@@ -250,6 +250,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     """Run GRPO for cfg.steps steps, resuming from the latest checkpoint in cfg.out."""
     from rich.progress import Progress
 
+    from prismrl.envs.base import agent_env_config
     from prismrl.envs.pool import EnvPool
     from prismrl.models import load_model
 
@@ -279,7 +280,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
                               history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
     summary: dict = {}
-    with EnvPool(cfg.env, cfg.env_config, cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
+    with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
         job = bar.add_task("GRPO", total=cfg.steps, completed=start_step)
         for step in range(start_step, cfg.steps):
