@@ -83,3 +83,15 @@ def test_alfworld_pipeline_on_generated_games(tmp_path):
     assert summary["eval"]["valid_seen"]["episodes"] == 2
     experts = [json.loads(line) for line in (tmp_path / "data" / "expert.jsonl").read_text().splitlines()]
     assert len(experts) == 4 and all(e["env"] == "alfworld" and e["reward"] == 1.0 for e in experts)
+
+
+@pytest.mark.parametrize("path", sorted((TINY.parents[1]).glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_configs_are_valid(path):
+    from prismrl.evaluate import EvalConfig
+    from prismrl.train.rl import RLConfig
+    from prismrl.train.sft import SFTTrainConfig
+
+    config = load_run_config(path)
+    RLConfig(**config.rl)
+    EvalConfig(**{k: v for k, v in config.eval.items() if k != "splits"})
+    SFTTrainConfig(data="x", **config.sft)
