@@ -28,6 +28,8 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of options; fla
 ModelOpt = typer.Option(None, help="HF id, local folder, builtin:smollm2-135m (default) or tiny[:seed]")
 MaxLenOpt = typer.Option(None, "--max-length", help="uniform context length; longer trajectories lose their oldest turns")
 SkipOpt = typer.Option(None, "--skip-invalid/--strict", help="skip invalid records (listed in the report) instead of failing")
+BatchTokensOpt = typer.Option(None, "--batch-tokens", help="batched exact probe: padded tokens per batch, length-bucketed (default: one trajectory per backward)")
+CheckpointOpt = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="probe: recompute layers in the backward to fit long contexts")
 
 
 def _fail(error: Exception) -> None:
@@ -59,17 +61,24 @@ def probe(
     device: str = typer.Option(None),
     skip_invalid: bool = SkipOpt,
     trust_remote_code: bool = typer.Option(None, "--trust-remote-code"),
+    batch_tokens: int = BatchTokensOpt,
+    gradient_checkpointing: bool = CheckpointOpt,
     config: Path = ConfigOpt,
 ):
-    """Stage I: per-unit gradient norms of each trajectory's SFT loss → probe.jsonl."""
+    """Stage I: per-unit gradient norms of each trajectory's SFT loss → probe.jsonl.
+    Runs across processes under `torchrun --nproc_per_node N -m prismrl.cli probe ...` (or accelerate launch)."""
     from prismrl import pipeline
+    from prismrl.probe.distributed import launched_rank
 
     try:
         cfg = resolve(RouteConfig, config, data=data, out=out, model=model, max_length=max_length, dtype=dtype,
-                      device=device, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code)
+                      device=device, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code,
+                      batch_tokens=batch_tokens, gradient_checkpointing=gradient_checkpointing)
         summary, skipped = pipeline.probe(cfg)
     except USER_ERRORS as error:
         _fail(error)
+    if launched_rank() != 0:  # under torchrun / accelerate: rank 0 reports for the run
+        return
     Console().print(
         f"probed {summary.n_probed} (resumed {summary.n_resumed}) of {summary.n_total} in {summary.seconds:.1f}s; "
         f"truncated {summary.n_truncated}; flagged {len(summary.flagged)}; skipped {len(skipped)} → {cfg.out}/probe.jsonl"
@@ -119,6 +128,8 @@ def route_cmd(
     dtype: str = typer.Option(None),
     device: str = typer.Option(None),
     skip_invalid: bool = SkipOpt,
+    batch_tokens: int = BatchTokensOpt,
+    gradient_checkpointing: bool = CheckpointOpt,
     config: Path = ConfigOpt,
 ):
     """Stages I–III: probe, score and split into sft.jsonl / rl.jsonl with a report."""
@@ -127,7 +138,8 @@ def route_cmd(
     try:
         cfg = resolve(RouteConfig, config, data=data, out=out, model=model, probe=probe_dir, router=router, metric=metric,
                       rl_share=rl_share, normalize=normalize, seed=seed, max_length=max_length, dtype=dtype,
-                      device=device, skip_invalid=skip_invalid)
+                      device=device, skip_invalid=skip_invalid, batch_tokens=batch_tokens,
+                      gradient_checkpointing=gradient_checkpointing)
         result = probe_and_route(cfg)
     except USER_ERRORS as error:
         _fail(error)
@@ -395,3 +407,7 @@ def report(
 
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`
     sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m prismrl.cli`, e.g. under torchrun
+    main()

@@ -27,6 +27,8 @@ class RouteConfig:
     device: str | None = None
     trust_remote_code: bool = False
     skip_invalid: bool = False
+    batch_tokens: int | None = None  # batched exact probe: padded tokens per batch (None: one trajectory per backward)
+    gradient_checkpointing: bool = False  # probe: recompute each layer in the backward (long contexts)
     probe: str | None = None  # reuse this folder's probe.jsonl instead of probing again
     router: str = "prism"
     metric: str = "gini"

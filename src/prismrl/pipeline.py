@@ -39,9 +39,15 @@ def _load_inputs(cfg: RouteConfig):
 
 def _probe(cfg: RouteConfig, trajectories) -> ProbeSummary:
     from prismrl.models import load_model
+    from prismrl.probe import distributed
 
-    model, tokenizer, name = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
-    return run_probe(model, tokenizer, trajectories, cfg.out, name, cfg.max_length, cfg.dtype)
+    device = distributed.init_from_env(cfg.device)  # under torchrun / accelerate launch: join the group
+    try:
+        model, tokenizer, name = load_model(cfg.model, cfg.dtype, device, cfg.trust_remote_code)
+        return run_probe(model, tokenizer, trajectories, cfg.out, name, cfg.max_length, cfg.dtype,
+                         batch_tokens=cfg.batch_tokens, gradient_checkpointing=cfg.gradient_checkpointing)
+    finally:
+        distributed.finish()
 
 
 def probe(cfg: RouteConfig) -> tuple[ProbeSummary, list[dict]]:
@@ -62,6 +68,11 @@ def read_probe(probe_dir: str | Path) -> tuple[list[dict], dict]:
 
 def probe_and_route(cfg: RouteConfig) -> RouteResult:
     """Stages I–III: probe (or reuse cfg.probe), score, route, write halves + split.json + report."""
+    from prismrl.probe.distributed import launched_world_size
+
+    if launched_world_size() > 1:
+        raise ValueError("only `prism probe` runs across processes: probe with torchrun/accelerate, "
+                         "then `prism route --probe DIR` in one process")
     out = Path(cfg.out)
     trajectories, skipped = _load_inputs(cfg)
     if not cfg.probe:

@@ -21,13 +21,14 @@ import torch
 import torch.nn.functional as F
 
 import prismrl
-from prismrl.data.format import IGNORE_INDEX, CannotEncode, encode
+from prismrl.data.format import IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.schema import Trajectory
-from prismrl.fileio import JsonlAppender, atomic_write_json, read_jsonl_prefix
+from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.probe.units import find_units
 
 PROBE_FILE = "probe.jsonl"
 META_FILE = "probe_meta.json"
+RANK_FILE_GLOB = "probe.rank*.jsonl"  # one per process of a multi-process run, merged into PROBE_FILE at its end
 # Settings that change the numbers: a resumed run must match them exactly.
 _IDENTITY_KEYS = ("model", "unit_names", "max_length", "dtype", "chat_template_sha256")
 
@@ -134,21 +135,48 @@ def _check_resumable(out_dir: Path, meta: dict) -> None:
     meta["created"] = previous["created"]
 
 
-def probe_record(trajectory: Trajectory, tokenizer, probe: GradientProbe, max_length: int | None) -> dict:
-    """One line of probe.jsonl; trajectories that cannot be probed carry a `flag` and no norms."""
-    record = {"id": trajectory.id, "task_id": trajectory.task_id}
-    try:
-        encoded = encode(trajectory, tokenizer, max_length)
-    except CannotEncode as error:
-        return {**record, "n_tokens": None, "n_response_tokens": 0, "truncated": True, "loss": None, "norms": None, "flag": str(error)}
-    record.update(n_tokens=encoded.n_tokens, n_response_tokens=encoded.n_response_tokens, truncated=encoded.truncated)
-    loss, norms = probe(encoded.input_ids, encoded.labels)
+def _unencodable_record(trajectory: Trajectory, error: CannotEncode) -> dict:
+    return {"id": trajectory.id, "task_id": trajectory.task_id, "n_tokens": None, "n_response_tokens": 0, "truncated": True,
+            "loss": None, "norms": None, "flag": str(error)}
+
+
+def _result_record(trajectory: Trajectory, encoded: Encoded, loss: float, norms: list[float], units) -> dict:
+    record = {"id": trajectory.id, "task_id": trajectory.task_id, "n_tokens": encoded.n_tokens,
+              "n_response_tokens": encoded.n_response_tokens, "truncated": encoded.truncated}
     if not math.isfinite(loss):
         return {**record, "loss": None, "norms": None, "flag": "non-finite loss"}
     if not all(math.isfinite(n) for n in norms):
-        bad = [probe.units[i].name for i, n in enumerate(norms) if not math.isfinite(n)]
+        bad = [units[i].name for i, n in enumerate(norms) if not math.isfinite(n)]
         return {**record, "loss": loss, "norms": None, "flag": f"non-finite gradient in {len(bad)} units, first {bad[0]}"}
     return {**record, "loss": loss, "norms": norms}
+
+
+def probe_record(trajectory: Trajectory, tokenizer, probe: GradientProbe, max_length: int | None) -> dict:
+    """One line of probe.jsonl; trajectories that cannot be probed carry a `flag` and no norms."""
+    try:
+        encoded = encode(trajectory, tokenizer, max_length)
+    except CannotEncode as error:
+        return _unencodable_record(trajectory, error)
+    loss, norms = probe(encoded.input_ids, encoded.labels)
+    return _result_record(trajectory, encoded, loss, norms, probe.units)
+
+
+def _rank_files(out_dir: Path) -> list[Path]:
+    return sorted(out_dir.glob(RANK_FILE_GLOB))
+
+
+def _merge_rank_files(out_dir: Path, trajectories: list[Trajectory]) -> None:
+    """probe.jsonl + every probe.rank*.jsonl → probe.jsonl in input order (atomic), rank files removed."""
+    shards = _rank_files(out_dir)
+    if not shards:
+        return
+    records: dict[str, dict] = {}
+    for path in [out_dir / PROBE_FILE, *shards]:
+        for record in read_jsonl_prefix(path):
+            records.setdefault(record["id"], record)
+    atomic_write_jsonl(out_dir / PROBE_FILE, [records[t.id] for t in trajectories if t.id in records])
+    for path in shards:
+        path.unlink()
 
 
 def run_probe(
@@ -160,35 +188,120 @@ def run_probe(
     max_length: int | None = 1024,
     dtype: str = "float32",
     progress: bool = True,
+    batch_tokens: int | None = None,
+    gradient_checkpointing: bool = False,
+    norm_method: str = "auto",
+    window: int = 64,
 ) -> ProbeSummary:
-    """Probe every trajectory into `out_dir/probe.jsonl`, resuming where a previous run stopped."""
+    """Probe every trajectory into `out_dir/probe.jsonl`, resuming where a previous run stopped.
+
+    `batch_tokens` None (default): the batch-1 reference, one backward per trajectory (the paper's
+    procedure). An int: the batched exact probe (`probe.batched`), trajectories sorted by length
+    within consecutive windows of `window` and packed up to that many padded tokens per batch;
+    records are still appended in input order, so an interruption loses at most one window.
+    `gradient_checkpointing` (batched probe, batches of one without `batch_tokens`) recomputes
+    each layer in the backward, for long contexts.
+
+    Launched by torchrun / accelerate (torch.distributed initialised, world size > 1), ranks share
+    the batches (fixed by the input and settings alone, so every number is the one a single
+    process computes), each appends to probe.rank{r}.jsonl, and rank 0 merges them into
+    probe.jsonl in input order."""
+    from prismrl.probe import distributed
+    from prismrl.probe.batched import BatchedProbe, plan_batches
+
+    if batch_tokens is not None and batch_tokens < 1:
+        raise ValueError(f"--batch-tokens must be a positive number of tokens, got {batch_tokens}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    probe = GradientProbe(model)
+    rank, world = distributed.rank_and_world()
+    batched = bool(batch_tokens) or gradient_checkpointing
+    probe = BatchedProbe(model, norm_method, gradient_checkpointing) if batched else GradientProbe(model)
     meta = probe_meta(model_name, probe, tokenizer, max_length, dtype)
     _check_resumable(out_dir, meta)
-    atomic_write_json(out_dir / META_FILE, meta)
-
-    done = {r["id"]: r for r in read_jsonl_prefix(out_dir / PROBE_FILE)}
+    meta.update(batch_tokens=batch_tokens, gradient_checkpointing=gradient_checkpointing, world_size=world)
+    if rank == 0:
+        atomic_write_json(out_dir / META_FILE, meta)
+        for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
+            read_jsonl_prefix(path)  # drops a torn last line before anyone reads or appends
+    distributed.barrier()
+    done: dict[str, dict] = {}
+    for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
+        for record in read_jsonl_prefix(path):
+            done.setdefault(record["id"], record)
+    distributed.barrier()  # every rank has read before any appends
     wanted = {t.id for t in trajectories}
     stale = set(done) - wanted
     if stale:
         raise ProbeMismatch(f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out")
-    todo = [t for t in trajectories if t.id not in done]
+    n_todo = sum(t.id not in done for t in trajectories)
     summary = ProbeSummary(n_total=len(trajectories), n_resumed=len(done))
     start = time.perf_counter()
-    with probe, JsonlAppender(out_dir / PROBE_FILE) as sink, _progress(progress, len(todo)) as bar:
-        for trajectory in todo:
-            record = probe_record(trajectory, tokenizer, probe, max_length)
-            sink.write(record)
-            summary.n_probed += 1
-            summary.tokens += record["n_tokens"] or 0
-            bar.advance(record["n_tokens"] or 0)
+    sink_path = out_dir / (PROBE_FILE if world == 1 else f"probe.rank{rank}.jsonl")
+    step = max(1, window) if batch_tokens else 1
+    with probe, JsonlAppender(sink_path) as sink, _progress(progress and rank == 0, -(-n_todo // world)) as bar:
+        for k, first in enumerate(range(0, len(trajectories), step)):
+            members = trajectories[first:first + step]
+            pending = [i for i, t in enumerate(members) if t.id not in done]
+            if not pending or (not batch_tokens and k % world != rank):
+                continue  # done, or (one trajectory per batch) another rank's
+            records: dict[int, dict] = {}
+            encoded: dict[int, Encoded] = {}
+            for i, trajectory in enumerate(members):
+                try:
+                    encoded[i] = encode(trajectory, tokenizer, max_length)
+                except CannotEncode as error:
+                    if k % world == rank:
+                        records[i] = _unencodable_record(trajectory, error)
+            lengths = [encoded[i].n_tokens if i in encoded else None for i in range(len(members))]
+            # The plan covers the whole window, finished members included, so a resumed or sharded
+            # run forms exactly the batches of an uninterrupted single-process one.
+            batches = [b for j, b in enumerate(plan_batches(lengths, batch_tokens, window=len(members)))
+                       if (j + k) % world == rank and any(members[i].id not in done for i in b)]
+            written: set[int] = set()
+            cursor = 0
+
+            def flush() -> None:
+                # One process: in input order (the longest finished prefix of the window).
+                # Several: as they come; rank 0 puts them in order when merging.
+                nonlocal cursor
+                if world > 1:
+                    ready = [i for i in pending if i in records and i not in written]
+                else:
+                    ready = []
+                    while cursor < len(pending) and pending[cursor] in records:
+                        ready.append(pending[cursor])
+                        cursor += 1
+                for i in ready:
+                    sink.write(records[i])
+                    written.add(i)
+                    summary.tokens += records[i]["n_tokens"] or 0
+                    bar.advance(records[i]["n_tokens"] or 0)
+
+            flush()
+            for batch in batches:
+                if batched:
+                    results = probe([(encoded[i].input_ids, encoded[i].labels) for i in batch])
+                else:
+                    results = [probe(encoded[i].input_ids, encoded[i].labels) for i in batch]
+                for i, (loss, norms) in zip(batch, results):
+                    if members[i].id not in done:
+                        records[i] = _result_record(members[i], encoded[i], loss, norms, probe.units)
+                flush()
+            summary.n_probed += len(written)
     summary.seconds = time.perf_counter() - start
+    distributed.barrier()  # every shard is complete
+    if rank == 0:
+        _merge_rank_files(out_dir, trajectories)
+    distributed.barrier()
+    if world > 1:
+        summary.n_probed = summary.tokens = 0
     for record in read_jsonl_prefix(out_dir / PROBE_FILE):
         summary.n_truncated += bool(record.get("truncated"))
         if record.get("flag"):
             summary.flagged[record["id"]] = record["flag"]
+        if world > 1 and record["id"] not in done:  # the whole run's work, not only this rank's
+            summary.n_probed += 1
+            summary.tokens += record["n_tokens"] or 0
     return summary
 
 
