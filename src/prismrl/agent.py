@@ -4,6 +4,11 @@ One rollout step generates for every live episode at once (left-padded batch), p
 reply's action, and steps all environments together through the pool; finished episodes drop
 out. Each agent turn is kept as (prompt token ids, response token ids) exactly as generated, so
 RL trains on the very tokens the policy produced.
+
+By default every turn re-encodes each episode's whole windowed history. With
+`SamplingConfig(kv_cache=True)` each episode keeps its KV cache between turns and only the new
+tokens are fed (`prismrl.rollout_cache`); the prompt is then the history since a window start that
+jumps forward only when `max_prompt_tokens` is reached, instead of the last `history_window` turns.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ class SamplingConfig:
     max_turns: int = 50
     history_window: int | None = 8  # agent turns of history kept in the prompt (None = all)
     max_prompt_tokens: int = 2048  # oldest turns beyond the window are also dropped to fit this
+    # Keep each episode's KV cache between turns and feed only the new tokens (see
+    # prismrl.rollout_cache): the prompt grows turn by turn and the window jumps to the last
+    # `history_window` turns only when `max_prompt_tokens` is reached.
+    kv_cache: bool = False
 
 
 @dataclass
@@ -72,11 +81,16 @@ def windowed(messages: list[dict[str, str]], window: int | None) -> list[dict[st
     return head + keep
 
 
+def prompt_tokens(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """The chat template's rendering of `messages` + the generation prompt, tokenized."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def prompt_ids(tokenizer, messages: list[dict[str, str]], config: SamplingConfig) -> list[int]:
     window = config.history_window
     while True:
-        text = tokenizer.apply_chat_template(windowed(messages, window), tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = prompt_tokens(tokenizer, windowed(messages, window))
         current = (len(messages) - 2) // 2
         if len(ids) <= config.max_prompt_tokens or (window is not None and window == 0) or current == 0:
             return ids
@@ -84,8 +98,12 @@ def prompt_ids(tokenizer, messages: list[dict[str, str]], config: SamplingConfig
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None) -> list[list[int]]:
-    """Sample one reply per prompt in one left-padded batch; each reply ends at (and keeps) EOS."""
+def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None,
+             cache=None) -> list[list[int]]:
+    """Sample one reply per prompt in one left-padded batch; each reply ends at (and keeps) EOS.
+
+    `cache`: a transformers Cache already holding the keys/values of the batch's first columns
+    (`prismrl.rollout_cache`); generate feeds the rest and leaves the cache filled."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
@@ -101,6 +119,7 @@ def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig,
         input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens,
         do_sample=sampling, temperature=config.temperature if sampling else None, top_p=config.top_p if sampling else None,
         top_k=0 if sampling else None, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+        **({} if cache is None else {"cache": cache}),
     )
     replies = []
     for row in output[:, width:].tolist():
@@ -112,6 +131,11 @@ def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig,
 def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: SamplingConfig, seed: int | None = None) -> list[Episode]:
     """Play one episode per task id (repeat ids for a GRPO group) with batched generation."""
     prompt = prompt_module(env_name)
+    caches = None
+    if config.kv_cache:
+        from prismrl.rollout_cache import EpisodeCaches
+
+        caches = EpisodeCaches(model, tokenizer, config)
     episodes = []
     for task_id, (observation, info) in zip(task_ids, pool.reset(task_ids)):
         episode = Episode(task_id, [{"role": "system", "content": prompt.SYSTEM_PROMPT},
@@ -124,8 +148,13 @@ def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: 
         live = [i for i, e in enumerate(episodes) if not e.done]
         if not live:
             break
-        prompts = [prompt_ids(tokenizer, episodes[i].messages, config) for i in live]
-        replies = generate(model, tokenizer, prompts, config, None if seed is None else seed * 100_003 + turn_index)
+        turn_seed = None if seed is None else seed * 100_003 + turn_index
+        if caches is None:
+            prompts = [prompt_ids(tokenizer, episodes[i].messages, config) for i in live]
+            replies = generate(model, tokenizer, prompts, config, turn_seed)
+        else:
+            prompts = [caches.prompt(i, episodes[i].messages) for i in live]
+            replies = caches.generate(live, prompts, turn_seed)
         actions = {}
         for i, prompt_tokens, reply in zip(live, prompts, replies):
             text = tokenizer.decode(reply, skip_special_tokens=True).strip()
@@ -142,6 +171,8 @@ def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: 
             episode.error = outcome.error
             if outcome.done or outcome.error:
                 episode.done = True
+                if caches is not None:
+                    caches.drop(i)
             else:
                 episode.messages.append({"role": "user", "content": prompt.observation_message(outcome.observation, outcome.info)})
     return episodes

@@ -1,0 +1,173 @@
+"""Multi-turn rollouts that keep each episode's KV cache between turns (`SamplingConfig.kv_cache`).
+
+Re-encoding (the reference path in `prismrl.agent`) feeds every episode's whole (windowed) history
+through the model again at every turn, so the prefill work of an episode grows with the square of
+its length. Here each episode keeps the keys/values of the tokens it has already seen, and a turn
+only feeds what is new: the end of the last reply, the observation and the generation prompt.
+
+What the prompt is
+------------------
+The prompt is the chat template's rendering of the history, tokenized exactly as the re-encode
+path does it (`prompt_tokens`), but *not* slid one turn at a time: sliding the window changes the
+tokens right after the task and so invalidates everything cached behind them. Instead the window
+jumps. An episode's prompt is the system prompt + task + every (agent turn, observation) pair since
+its window start (0 at first). When that would exceed `max_prompt_tokens`, the start jumps forward
+to keep the last `history_window` turns (fewer if they still do not fit, exactly as the re-encode
+path shrinks its window; with `history_window=None`, as many as fit), that one turn is re-encoded
+after the task, and the prompt grows from there again. So a prompt always fits
+`max_prompt_tokens` and holds at least as many recent turns as the re-encode path's prompt of the
+same turn (more, up to the limit); with `history_window=None` and a large enough
+`max_prompt_tokens` both paths give the very same prompts. (With `history_window=None` an episode
+near the limit re-windows at every turn, which is re-encoding; give it a window to make the jumps
+rare.)
+
+Which tokens are reused
+-----------------------
+Every turn the prompt is re-rendered and re-tokenized in full (milliseconds; no model call), and
+the cache is used for its longest common prefix with the tokens whose keys/values an episode holds
+(its previous prompt + the reply as generated, EOS included). Normally the whole previous prompt
+and reply match and only the template's separator, the observation and the generation prompt are
+fed. Where re-tokenizing the stored reply text does not give back the generated ids (the stored
+text is decoded and stripped, so trailing whitespace goes; BPE may merge differently than the
+model sampled; a reply cut at `max_new_tokens` has no EOS; a window jump), the reuse simply stops
+at the first differing token and the rest is fed again. Hence:
+
+* `Turn.prompt_ids` is always exactly the re-encoded prompt, i.e. what the re-encode path would
+  give for the same messages and window, and exactly the token sequence the model conditioned on
+  (cached prefix + fed suffix), so RL's log-prob recomputation on `prompt_ids + response_ids`
+  scores the tokens the policy actually saw. Generated ids are never spliced into a prompt.
+* A tokenizer that merges across the reply/template boundary costs a few re-fed tokens, never a
+  wrong prompt. At least one token is always fed (the model needs a query to produce logits).
+
+Batching: per-episode caches, re-padded every turn
+--------------------------------------------------
+A single batched cache would need holes: the episodes' new segments have different lengths, so
+appending them to one left-padded cache leaves padding in the middle, more each turn, and a
+per-row cut at the first differing token is not possible. Instead each episode keeps its own
+unpadded keys/values (one `[heads, tokens, head_dim]` pair per layer), and every turn builds a
+left-padded batch that is laid out *exactly* like the re-encode path's batch (`agent.generate`):
+row i is `pad * (width - L_i) + prompt_i`. The first `width - n_new` columns come from the caches
+and the last `n_new` columns are fed, where `n_new` is the largest number of tokens any row must
+feed; a row with less to feed re-feeds its last few cached tokens, which is cheap and keeps every
+row purely left-padded. Position ids are the cumsum of the attention mask, in generate as in this
+layout, so a cached key sits at the same position (same rotary phase) it was computed at, and the
+attention mask hides the zero-filled padding columns. After `generate` each live episode copies
+out its own slice (prompt + reply, as far as the batch fed it); finished episodes are dropped.
+
+The copy in and out costs one pass over the cached keys/values per turn (46 KB per token for
+SmolLM2-135M), small next to the prefill it saves, and memory holds one cache per live episode.
+Models whose cache is not plain full attention (sliding window, linear attention) are refused.
+
+Numerics: a cached key was computed in an earlier, shorter forward pass, so logits differ from
+re-encoding by float rounding only; greedy decoding gives the same replies in the tests, and at
+temperature > 0 the sampling distribution is the same (the random stream is seeded as before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from prismrl.agent import SamplingConfig, generate, prompt_tokens, windowed
+
+
+@dataclass
+class _Entry:
+    ids: list[int]  # the tokens whose keys/values are held
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values, [heads, len(ids), head_dim]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class EpisodeCaches:
+    """The KV caches of one rollout's episodes, keyed by episode index.
+
+    Per turn: `prompt(i, messages)` for each live episode, then `generate(indices, prompts, seed)`;
+    `drop(i)` when an episode ends. Counters `fed_tokens` / `reused_tokens` say how much prefill
+    the cache saved.
+    """
+
+    def __init__(self, model, tokenizer, config: SamplingConfig):
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        probe = DynamicCache(config=model.config)
+        if any(type(layer) is not DynamicLayer for layer in probe.layers):
+            raise ValueError("kv_cache needs a model whose cache is plain full attention (no sliding window or "
+                             "linear attention); use kv_cache=False for this model")
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.entries: dict[int, _Entry] = {}
+        self.starts: dict[int, int] = {}  # index -> first agent turn kept in the prompt
+        self.fed_tokens = 0
+        self.reused_tokens = 0
+        self.rewindows = 0
+
+    def prompt(self, index: int, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt of episode `index` for its next turn: the history since its window start,
+        moved forward (see the module docstring) when it would exceed `max_prompt_tokens`."""
+        turns = (len(messages) - 2) // 2  # (agent turn, observation) pairs so far
+        start = self.starts.get(index, 0)
+        ids = prompt_tokens(self.tokenizer, windowed(messages, turns - start))
+        if len(ids) <= self.config.max_prompt_tokens or start == turns:
+            return ids
+        window = turns - start - 1
+        if self.config.history_window is not None:
+            window = min(window, self.config.history_window)
+        while True:
+            ids = prompt_tokens(self.tokenizer, windowed(messages, window))
+            if len(ids) <= self.config.max_prompt_tokens or window == 0:
+                break
+            window -= 1
+        self.starts[index] = turns - window
+        self.rewindows += 1
+        return ids
+
+    def drop(self, index: int) -> None:
+        self.entries.pop(index, None)
+
+    @torch.no_grad()
+    def generate(self, indices: list[int], prompts: list[list[int]], generator_seed: int | None = None) -> list[list[int]]:
+        """`agent.generate` for these episodes' prompts, reusing and then extending their caches."""
+        from transformers import DynamicCache
+
+        reuse = []
+        for index, ids in zip(indices, prompts):
+            entry = self.entries.get(index)
+            reuse.append(min(common_prefix(entry.ids, ids), len(ids) - 1) if entry else 0)
+        width = max(len(ids) for ids in prompts)
+        n_new = max(len(ids) - r for ids, r in zip(prompts, reuse))
+        past = width - n_new  # columns of the left-padded batch served from the caches
+        self.fed_tokens += sum(min(len(ids), n_new) for ids in prompts)
+        self.reused_tokens += sum(max(0, len(ids) - n_new) for ids in prompts)
+
+        cache = DynamicCache()
+        if past > 0:
+            template = next(self.entries[i].kv for i, ids in zip(indices, prompts) if len(ids) > n_new)
+            for layer, (k0, v0) in enumerate(template):
+                keys = k0.new_zeros((len(prompts), k0.shape[0], past, k0.shape[2]))
+                values = v0.new_zeros((len(prompts), v0.shape[0], past, v0.shape[2]))
+                for row, (index, ids) in enumerate(zip(indices, prompts)):
+                    used = len(ids) - n_new  # this row's tokens in the cached columns (<= its reuse)
+                    if used > 0:
+                        k, v = self.entries[index].kv[layer]
+                        keys[row, :, past - used :] = k[:, :used]
+                        values[row, :, past - used :] = v[:, :used]
+                cache.update(keys, values, layer)
+
+        replies = generate(self.model, self.tokenizer, prompts, self.config, generator_seed, cache=cache)
+
+        held = cache.get_seq_length()  # the batch's columns whose keys/values were computed
+        for row, (index, ids, reply) in enumerate(zip(indices, prompts, replies)):
+            pad = width - len(ids)
+            tokens = (ids + reply)[: held - pad]
+            kv = [(layer.keys[row, :, pad : pad + len(tokens)].clone(), layer.values[row, :, pad : pad + len(tokens)].clone())
+                  for layer in cache.layers]
+            self.entries[index] = _Entry(tokens, kv)
+        return replies

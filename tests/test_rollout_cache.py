@@ -1,0 +1,169 @@
+"""Multi-turn rollouts with a reused KV cache give what re-encoding the history gives."""
+
+import pytest
+import torch
+
+import prismrl.rollout_cache as rollout_cache
+from prismrl.agent import SamplingConfig, generate, prompt_tokens, rollout, windowed
+from prismrl.envs.pool import EnvPool, StepOutcome
+from prismrl.rollout_cache import EpisodeCaches
+
+
+class TalkPool:
+    """A multi-turn env in the EnvPool interface: task `talk-<n>` ends after n steps (won if the
+    last action was valid); each observation quotes the action, so histories differ per episode.
+    `talk-err` fails at reset."""
+
+    def reset(self, task_ids):
+        self.tasks, self.steps = list(task_ids), [0] * len(task_ids)
+        starts = []
+        for task in task_ids:
+            if task == "talk-err":
+                starts.append(("", {"error": "RuntimeError: no such room", "won": False}))
+            else:
+                starts.append((f"You are in room {task}. Say something.", {"task_type": "talk"}))
+        return starts
+
+    def step(self, actions):
+        outcomes = {}
+        for slot, action in actions.items():
+            self.steps[slot] += 1
+            done = self.steps[slot] >= int(self.tasks[slot].split("-")[1])
+            observation = f"Step {self.steps[slot]} of {self.tasks[slot]}: you said {action[:30]!r}."
+            outcomes[slot] = StepOutcome(observation, 1.0 if done else 0.0, done, {"won": done})
+        return outcomes
+
+
+def _config(**overrides):
+    options = dict(temperature=0.0, max_new_tokens=12, max_turns=8, history_window=None, max_prompt_tokens=100_000)
+    return SamplingConfig(**{**options, **overrides})
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """The EpisodeCaches that rollout creates, for their counters."""
+    found = []
+
+    class Recorded(EpisodeCaches):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            found.append(self)
+
+    monkeypatch.setattr(rollout_cache, "EpisodeCaches", Recorded)
+    return found
+
+
+def _greedy_under_teacher_forcing(model, prompt, response):
+    """What a fresh forward pass over prompt + response predicts at each response position."""
+    ids = torch.tensor([prompt + response])
+    logits = model(input_ids=ids, use_cache=False).logits[0, len(prompt) - 1 : -1]
+    return logits.argmax(-1).tolist()
+
+
+def _same_episodes(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert (x.task_id, x.done, x.won, x.reward, x.error, x.messages) == (y.task_id, y.done, y.won, y.reward, y.error, y.messages)
+        assert len(x.turns) == len(y.turns)
+        for s, t in zip(x.turns, y.turns):
+            assert s.prompt_ids == t.prompt_ids
+            assert s.response_ids == t.response_ids
+            assert (s.action, s.valid, s.reward, s.observation) == (t.action, t.valid, t.reward, t.observation)
+
+
+def test_cached_rollout_is_the_reencoded_rollout(tiny, recorded):
+    """Episodes end at turns 1, 2, 4 and 5, one at reset, one is cut at max_turns 8; each turn is identical either way."""
+    model, tokenizer = tiny
+    tasks = ["talk-4", "talk-1", "talk-err", "talk-9", "talk-2", "talk-5", "talk-4"]
+    reencoded = rollout(model, tokenizer, TalkPool(), "bandit", tasks, _config(), seed=3)
+    cached = rollout(model, tokenizer, TalkPool(), "bandit", tasks, _config(kv_cache=True), seed=3)
+    _same_episodes(reencoded, cached)
+    assert [len(e.turns) for e in cached] == [4, 1, 0, 8, 2, 5, 4]
+    assert cached[2].error and all(e.done for e in cached if e.task_id != "talk-9")
+    caches = recorded[0]
+    # the cache did the work: most prompt tokens came from it; finished episodes let theirs go
+    assert caches.reused_tokens > 2 * caches.fed_tokens
+    assert caches.fed_tokens + caches.reused_tokens == sum(len(t.prompt_ids) for e in cached for t in e.turns)
+    assert set(caches.entries) == {3}  # talk-9 is cut at max_turns, still running
+    assert caches.rewindows == 0
+
+
+def test_cached_rollout_matches_on_webshop(tiny):
+    model, tokenizer = tiny
+    with EnvPool("webshop", {}, 0) as pool:
+        reencoded = rollout(model, tokenizer, pool, "webshop", ["0", "1", "2"], _config(max_turns=5), seed=0)
+        cached = rollout(model, tokenizer, pool, "webshop", ["0", "1", "2"], _config(max_turns=5, kv_cache=True), seed=0)
+    _same_episodes(reencoded, cached)
+    assert [len(e.turns) for e in cached] == [5, 5, 5]
+
+
+def test_reuse_across_rows_of_different_lengths(tiny):
+    """Rows with different cached and new lengths (and one without a cache) in one batch give what
+    re-encoding each prompt alone gives, and the reused prefix is exactly the common one."""
+    model, tokenizer = tiny
+    config = _config(max_new_tokens=5)
+    caches = EpisodeCaches(model, tokenizer, config)
+    first = {0: [5, 6, 7, 8, 9, 10, 11, 12], 1: [20, 21, 22], 2: [30, 31, 32, 33, 34]}
+    replies = caches.generate(list(first), list(first.values()))
+    assert replies == [generate(model, tokenizer, [p], config)[0] for p in first.values()]
+    # row 0 appends a long segment, row 1 a short one, row 2 diverges inside its prompt, row 3 is new
+    second = {0: first[0] + replies[0] + list(range(40, 52)), 1: first[1] + replies[1] + [60],
+              2: first[2][:3] + [70, 71], 3: [80, 81, 82, 83]}
+    assert all(len(r) == 5 for r in replies)  # no EOS: the last reply token was never fed
+    caches.fed_tokens = caches.reused_tokens = 0
+    again = caches.generate(list(second), list(second.values()))
+    assert again == [generate(model, tokenizer, [p], config)[0] for p in second.values()]
+    # common prefixes: 8 + 4, 3 + 4, 3 and 0 tokens; the widest new segment (13 for row 0) sets
+    # how many columns are fed, so rows with less to feed re-feed some cached tokens
+    n_new = max(len(second[0]) - 12, len(second[1]) - 7, len(second[2]) - 3, len(second[3]))
+    assert n_new == 13
+    assert caches.reused_tokens == sum(max(0, len(p) - n_new) for p in second.values())
+    assert caches.entries[2].ids == second[2] + again[2][:4]
+
+
+def test_window_jumps_when_the_prompt_would_not_fit(tiny, recorded):
+    model, tokenizer = tiny
+    limit, window = 260, 2
+    config = _config(max_turns=8, history_window=window, max_prompt_tokens=limit, kv_cache=True)
+    episodes = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-8", "talk-6"], config, seed=1)
+    assert recorded[0].rewindows >= 2
+    for episode in episodes:
+        kept = []
+        for t, turn in enumerate(episode.turns):
+            assert len(turn.prompt_ids) <= limit
+            history = episode.messages[: 2 + 2 * t]
+            # the prompt is the template's rendering of the task + the last w turns, for some w
+            w = next(w for w in range(t, -1, -1) if prompt_tokens(tokenizer, windowed(history, w)) == turn.prompt_ids)
+            kept.append(w)
+            # and the model conditioned on exactly those tokens (what RL recomputes)
+            assert _greedy_under_teacher_forcing(model, turn.prompt_ids, turn.response_ids) == turn.response_ids
+        # the window grows one turn at a time and jumps back to at most `history_window` turns
+        for before, after in zip(kept, kept[1:]):
+            assert after == before + 1 or after <= window
+        assert any(after <= before for before, after in zip(kept, kept[1:]))
+
+
+def test_prompts_are_what_the_model_conditioned_on(tiny):
+    model, tokenizer = tiny
+    episodes = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-3", "talk-5"], _config(kv_cache=True), seed=0)
+    for episode in episodes:
+        for t, turn in enumerate(episode.turns):
+            assert turn.prompt_ids == prompt_tokens(tokenizer, episode.messages[: 2 + 2 * t])
+            assert _greedy_under_teacher_forcing(model, turn.prompt_ids, turn.response_ids) == turn.response_ids
+
+
+def test_sampling_with_a_cache_runs_and_is_seeded(tiny):
+    model, tokenizer = tiny
+    config = _config(temperature=1.0, kv_cache=True)
+    a = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-3", "talk-3"], config, seed=7)
+    b = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-3", "talk-3"], config, seed=7)
+    assert [[t.response_ids for t in e.turns] for e in a] == [[t.response_ids for t in e.turns] for e in b]
+
+
+def test_sliding_window_models_are_refused(tiny):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    model = MistralForCausalLM(MistralConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, num_key_value_heads=1, sliding_window=8))
+    with pytest.raises(ValueError, match="sliding window"):
+        EpisodeCaches(model, tiny[1], _config(kv_cache=True))
