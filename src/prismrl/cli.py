@@ -17,8 +17,10 @@ from prismrl.probe.probe import ProbeMismatch
 from prismrl.probe.units import NoUnitsFound
 
 app = typer.Typer(help="PRISM: route expert trajectories to SFT or RL by gradient concentration.", no_args_is_help=True, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Validate and convert trajectory files.", no_args_is_help=True)
+data_app = typer.Typer(help="Validate, convert and generate trajectory files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+env_app = typer.Typer(help="Environment instances: generate ALFWorld-procedural games.", no_args_is_help=True)
+app.add_typer(env_app, name="env")
 console = Console(stderr=True)
 
 # Errors a user can fix from the message alone: printed as one line, exit code 2.
@@ -252,6 +254,27 @@ def _tasks(spec: str, env: str, env_config: dict) -> list[str]:
     if not path.exists():
         raise FileNotFoundError(f"task list not found: {path}")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+@env_app.command("generate")
+def env_generate(
+    env: str = typer.Argument(..., help="alfworld (the only environment whose instances are files)"),
+    split: str = typer.Option("train", help="train, valid_seen (seen floor plans) or valid_unseen (held-out floor plans)"),
+    n: int = typer.Option(..., help="number of planner-verified games to keep"),
+    out: str = typer.Option(..., help="data folder; games go to OUT/json_2.1.1/SPLIT/ (point ALFWORLD_DATA or data_dir at OUT)"),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(1, help="planner processes verifying games in parallel"),
+):
+    """Generate ALFWorld games in the official layout; unsolvable ones are discarded and counted; resumable."""
+    if env != "alfworld":
+        _fail(ValueError(f"`prism env generate` makes ALFWorld games; {env!r} builds its instances itself"))
+    from prismrl.envs.alfworld.generate import generate_games
+
+    try:
+        report = generate_games(split, n, out, seed=seed, workers=workers)
+    except USER_ERRORS as error:
+        _fail(error)
+    Console().print({k: v for k, v in report.items() if k != "task_ids"})
 
 
 @app.command()

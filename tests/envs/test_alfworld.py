@@ -181,3 +181,14 @@ def test_a_game_over_the_planning_budget_is_discarded_and_remembered(tmp_path):
     assert AlfWorldEnv(data_dir=tmp_path).tasks("train") == []
     second = run()   # the discards are read back, not planned again
     assert (second["failed"], second["discarded_timeout"]) == (1, 2) and second["seconds"] < 1
+
+
+def test_cli_generates_games_in_the_official_layout(tmp_path):
+    from typer.testing import CliRunner
+
+    from prismrl.cli import app
+
+    result = CliRunner().invoke(app, ["env", "generate", "alfworld", "--split", "train", "--n", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "json_2.1.1" / "train").glob("*/*/game.tw-pddl"))) == 1
+    assert CliRunner().invoke(app, ["env", "generate", "webshop", "--n", "1", "--out", str(tmp_path)]).exit_code == 2
