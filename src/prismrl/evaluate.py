@@ -30,6 +30,7 @@ class EvalConfig:
     max_turns: int | None = None  # None: the env's own cap (ALFWorld 50, WebShop 15)
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
+    kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout_cache)
     batch_episodes: int = 32  # episodes generated together
     n_workers: int = 0
     seed: int = 0
@@ -98,7 +99,8 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
         listing.close()
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                               max_turns=cfg.max_turns or DEFAULT_MAX_TURNS.get(cfg.env, 50),
-                              history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
+                              history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens,
+                              kv_cache=cfg.kv_cache)
     # Batches are fixed by (tasks, batch size) and seeded by their start, so a rerun after a crash
     # redoes only unfinished batches and gives the same episodes as an uninterrupted run.
     starts = range(0, len(tasks), cfg.batch_episodes)

@@ -53,6 +53,7 @@ class RLConfig:
     max_turns: int = 50
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
+    kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout_cache)
     n_workers: int = 0
     save_steps: int = 10
     seed: int = 0
@@ -278,7 +279,8 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     kept = [m for m in read_jsonl_prefix(out / "rl_metrics.jsonl") if m["step"] <= start_step]
     atomic_write_jsonl(out / "rl_metrics.jsonl", kept)
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
-                              history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens)
+                              history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens,
+                              kv_cache=cfg.kv_cache)
     summary: dict = {}
     with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
