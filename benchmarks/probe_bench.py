@@ -142,6 +142,7 @@ def worker(args) -> None:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         with _PeakRss() as rss:
+            cpu0 = time.process_time()
             t0 = time.perf_counter()
             for batch in batches:
                 for i, result in zip(batch, run(batch)):
@@ -149,9 +150,10 @@ def worker(args) -> None:
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
+            cpu_seconds = time.process_time() - cpu0
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss.peak
     out = {
-        "seconds": seconds, "n": len(pairs), "tokens": sum(len(ids) for ids, _ in pairs),
+        "seconds": seconds, "cpu_seconds": cpu_seconds, "n": len(pairs), "tokens": sum(len(ids) for ids, _ in pairs),
         "batches": len(batches), "peak_mb": peak, "base_mb": base,
         "methods": getattr(probe, "methods_used", None), "timings": timings if args.breakdown else None,
         "norms": [results[i][1] for i in range(len(pairs))],
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
                 load = os.getloadavg()[0]
                 subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
                 measured[row].append({**json.loads(result.read_text()), "load": load})
-                print(f"  {row_name(row):<24} {measured[row][-1]['seconds']:7.1f} s  (load avg before: {load:.2f})", flush=True)
+                last = measured[row][-1]
+                print(f"  {row_name(row):<24} {last['seconds']:7.1f} s wall, {last['cpu_seconds']:7.1f} s CPU  (load avg before: {load:.2f})", flush=True)
 
     paper = min(measured[rows[0]], key=lambda r: r["seconds"])
     reference = torch.tensor(paper["norms"])

@@ -167,3 +167,15 @@ def test_sliding_window_models_are_refused(tiny):
                                              num_attention_heads=2, num_key_value_heads=1, sliding_window=8))
     with pytest.raises(ValueError, match="sliding window"):
         EpisodeCaches(model, tiny[1], _config(kv_cache=True))
+
+
+def test_turn_layer_writes_in_place_and_grows():
+    from prismrl.rollout_cache import TurnLayer
+
+    keys, values = torch.zeros(2, 1, 4, 3), torch.zeros(2, 1, 4, 3)
+    layer = TurnLayer(keys, values, 1)
+    k, v = layer.update(torch.ones(2, 1, 2, 3), 2 * torch.ones(2, 1, 2, 3))
+    assert k.shape[-2] == 3 and k.data_ptr() == keys.data_ptr() and layer.get_seq_length() == 3
+    k, v = layer.update(3 * torch.ones(2, 1, 3, 3), 4 * torch.ones(2, 1, 3, 3))  # past the storage: it grows
+    assert layer.get_seq_length() == 6 and layer.storage_keys.shape[-2] == 8
+    assert k[0, 0, :, 0].tolist() == [0, 1, 1, 3, 3, 3] and v[1, 0, :, 2].tolist() == [0, 2, 2, 4, 4, 4]

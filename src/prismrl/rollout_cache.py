@@ -54,6 +54,10 @@ layout, so a cached key sits at the same position (same rotary phase) it was com
 attention mask hides the zero-filled padding columns. After `generate` each live episode copies
 out its own slice (prompt + reply, as far as the batch fed it); finished episodes are dropped.
 
+The turn's batch cache is allocated once, with room for the fed columns and `max_new_tokens`
+(`TurnLayer`): transformers' `DynamicLayer` grows by `torch.cat`, copying every layer's whole
+cache at every generated token, which at a few thousand tokens of context is a good part of a
+decode step on a CPU. (The first turn, with nothing cached, uses a plain `DynamicCache`.)
 The copy in and out costs one pass over the cached keys/values per turn (46 KB per token for
 SmolLM2-135M), small next to the prefill it saves, and memory holds one cache per live episode.
 Models whose cache is not plain full attention (sliding window, linear attention) are refused.
@@ -68,6 +72,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from prismrl.agent import SamplingConfig, generate, prompt_tokens, windowed
 
@@ -76,6 +81,34 @@ from prismrl.agent import SamplingConfig, generate, prompt_tokens, windowed
 class _Entry:
     ids: list[int]  # the tokens whose keys/values are held
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values, [heads, len(ids), head_dim]
+
+
+class TurnLayer(DynamicLayer):
+    """One layer's keys/values for one turn's batch, in storage allocated once for the whole turn
+    (cached + fed columns + `max_new_tokens`). transformers' `DynamicLayer.update` appends with
+    `torch.cat`, which copies the layer's whole cache at every generated token; this one writes
+    the new columns in place and hands out a view of the filled part (grown by doubling if a turn
+    ever needs more). Only what generate's sampling uses is supported (no crop, no beam reorder)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self.storage_keys, self.storage_values, self.length = keys, values, length
+        self.device, self.is_initialized = keys.device, True
+        self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        end = self.length + key_states.shape[-2]
+        if end > self.storage_keys.shape[-2]:
+            grown = (*self.storage_keys.shape[:2], max(end, 2 * self.storage_keys.shape[-2]), self.storage_keys.shape[-1])
+            for name in ("storage_keys", "storage_values"):
+                old = getattr(self, name)
+                setattr(self, name, old.new_empty(grown))
+                getattr(self, name)[:, :, : self.length] = old[:, :, : self.length]
+        self.storage_keys[:, :, self.length : end] = key_states
+        self.storage_values[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self.storage_keys[:, :, :end], self.storage_values[:, :, :end]
+        return self.keys, self.values
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -96,7 +129,6 @@ class EpisodeCaches:
 
     def __init__(self, model, tokenizer, config: SamplingConfig):
         from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
 
         probe = DynamicCache(config=model.config)
         if any(type(layer) is not DynamicLayer for layer in probe.layers):
@@ -150,16 +182,20 @@ class EpisodeCaches:
         cache = DynamicCache()
         if past > 0:
             template = next(self.entries[i].kv for i, ids in zip(indices, prompts) if len(ids) > n_new)
+            layers = []
             for layer, (k0, v0) in enumerate(template):
-                keys = k0.new_zeros((len(prompts), k0.shape[0], past, k0.shape[2]))
-                values = v0.new_zeros((len(prompts), v0.shape[0], past, v0.shape[2]))
+                shape = (len(prompts), k0.shape[0], width + self.config.max_new_tokens, k0.shape[2])
+                keys, values = k0.new_empty(shape), v0.new_empty(shape)
                 for row, (index, ids) in enumerate(zip(indices, prompts)):
-                    used = len(ids) - n_new  # this row's tokens in the cached columns (<= its reuse)
+                    used = max(0, len(ids) - n_new)  # this row's tokens in the cached columns (<= its reuse)
+                    keys[row, :, : past - used] = 0  # padding: masked, but must be finite
+                    values[row, :, : past - used] = 0
                     if used > 0:
                         k, v = self.entries[index].kv[layer]
-                        keys[row, :, past - used :] = k[:, :used]
-                        values[row, :, past - used :] = v[:, :used]
-                cache.update(keys, values, layer)
+                        keys[row, :, past - used : past] = k[:, :used]
+                        values[row, :, past - used : past] = v[:, :used]
+                layers.append(TurnLayer(keys, values, past))
+            cache.layers = layers
 
         replies = generate(self.model, self.tokenizer, prompts, self.config, generator_seed, cache=cache)
 
