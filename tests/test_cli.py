@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import yaml
 from conftest import write_jsonl
 from typer.testing import CliRunner
@@ -64,3 +65,16 @@ def test_clear_errors_for_unknown_config_and_missing_model(tmp_path, trajectory_
     assert result.exit_code == 2 and "unknown config option(s) routr" in result.output
     result = runner.invoke(app, ["probe", "--data", str(trajectory_file), "--out", str(tmp_path / "y"), "--model", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "cannot load model" in result.output
+
+
+def test_number_strings_from_yaml_become_numbers_and_bad_options_are_named():
+    from prismrl.config import RouteConfig, build, resolve
+    from prismrl.train.rl import RLConfig
+
+    # PyYAML (YAML 1.1) reads 1e-6 without a dot as a string.
+    assert resolve(RouteConfig, overrides=["rl_share=5e-1"]).rl_share == 0.5
+    assert build(RLConfig, {"lr": "1e-6"}).lr == 1e-6
+    with pytest.raises(ValueError, match="rl_share: expected a number"):
+        resolve(RouteConfig, overrides=["rl_share=half"])
+    with pytest.raises(ValueError, match="in rl: lr_rate"):
+        build(RLConfig, {"lr_rate": 1e-6}, "rl")

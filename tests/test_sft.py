@@ -186,3 +186,57 @@ def test_untrainable_trajectory_is_skipped_and_listed(tmp_path):
     assert summary["n_examples"] == 4 and summary["n_skipped"] == 1 and summary["n_truncated"] == 1
     assert summary["skipped"][0]["id"] == "too-long" and "max-length" in summary["skipped"][0]["reason"]
     assert json.loads((out / "sft_summary.json").read_text())["skipped"][0]["id"] == "too-long"
+
+
+def test_two_process_ddp_matches_one_process_with_the_global_batch(files, tmp_path):
+    """`torchrun --nproc_per_node 2 prism sft` (DDP on gloo): each rank takes every other batch of
+    the same seeded order and the loss is averaged over both ranks' tokens, so two ranks of batch
+    2 train the weights one process of batch 4 does; only rank 0 writes files."""
+    import os
+    import subprocess
+    import sys
+
+    train, _ = files
+    flags = ["--model", "tiny", "--set", "max_length=512", "--set", "max_steps=3", "--set", "lr=1e-2",
+             "--set", "logging_steps=1", "--set", "save_steps=100", "--set", "device=cpu"]
+    single = train_sft(SFTTrainConfig(model="tiny", device="cpu", data=str(train), out=str(tmp_path / "single"), max_length=512,
+                                      max_steps=3, lr=1e-2, batch_size=4, logging_steps=1, save_steps=100))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    multi = tmp_path / "multi"
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "prismrl.cli", "sft",
+         "--data", str(train), "--out", str(multi), "--set", "batch_size=2", *flags],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("SFT done: 3 steps") == 1  # reported once, by rank 0
+    summary = json.loads((multi / "sft_summary.json").read_text())
+    assert summary["steps"] == 3 and summary["n_examples"] == 16
+    records = [json.loads(line) for line in (multi / "sft_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]
+    assert not list(multi.glob(".*partial"))
+    a, b = _state(tmp_path / "single" / "final"), _state(multi / "final")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert summary["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("name,kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed-zero3", "DEEPSPEED")])
+def test_shipped_accelerate_configs_load_and_save_whole_models(name, kind):
+    """The GPU launch configs parse as accelerate reads them, and each one lets final/ be a whole
+    model (train_sft saves through Trainer.save_model, which needs these settings to gather shards)."""
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config_from_file(str(root / "configs" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.value == kind
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    if kind == "DEEPSPEED":
+        deepspeed = json.loads((root / config.deepspeed_config["deepspeed_config_file"]).read_text())
+        assert deepspeed["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+        assert deepspeed["train_micro_batch_size_per_gpu"] == "auto"  # filled from the SFT config

@@ -128,11 +128,15 @@ def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig,
     return replies
 
 
-def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: SamplingConfig, seed: int | None = None) -> list[Episode]:
-    """Play one episode per task id (repeat ids for a GRPO group) with batched generation."""
+def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: SamplingConfig, seed: int | None = None,
+            engine=None) -> list[Episode]:
+    """Play one episode per task id (repeat ids for a GRPO group) with batched generation.
+
+    `engine`: a `prismrl.vllm_engine.VLLMEngine` to generate with instead of `model` (its prefix
+    cache then stands in for `config.kv_cache`)."""
     prompt = prompt_module(env_name)
     caches = None
-    if config.kv_cache:
+    if config.kv_cache and engine is None:
         from prismrl.rollout_cache import EpisodeCaches
 
         caches = EpisodeCaches(model, tokenizer, config)
@@ -151,7 +155,10 @@ def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: 
         turn_seed = None if seed is None else seed * 100_003 + turn_index
         if caches is None:
             prompts = [prompt_ids(tokenizer, episodes[i].messages, config) for i in live]
-            replies = generate(model, tokenizer, prompts, config, turn_seed)
+            if engine is not None:
+                replies = engine.generate(tokenizer, prompts, config, turn_seed)
+            else:
+                replies = generate(model, tokenizer, prompts, config, turn_seed)
         else:
             prompts = [caches.prompt(i, episodes[i].messages) for i in live]
             replies = caches.generate(live, prompts, turn_seed)

@@ -295,6 +295,8 @@ def sft(
         summary = train_sft(cfg)
     except (FileExistsError, *USER_ERRORS) as error:
         _fail(error)
+    if summary.get("rank", 0) != 0:
+        return  # one report per run, from the main process
     Console().print(f"SFT done: {summary['steps']} steps, train loss {summary['train_loss']}, "
                     f"eval loss {summary['eval_loss_before']} → {summary['eval_loss_after']}; model in {summary['final_model']}")
 

@@ -58,11 +58,27 @@ def resolve(cls: type[T], config_file: str | Path | None = None, overrides: list
         values.update(loaded)
     values.update(parse_overrides(overrides))
     values.update({k: v for k, v in flags.items() if v is not None})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+    return build(cls, values)
+
+
+def build(cls: type[T], values: dict[str, Any], section: str = "") -> T:
+    """`cls(**values)` with unknown options named and YAML's number strings read as numbers."""
+    types = {f.name: str(f.type) for f in fields(cls)}
+    unknown = sorted(set(values) - set(types))
     if unknown:
-        raise ValueError(f"unknown config option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**values)
+        where = f" in {section}:" if section else ""
+        raise ValueError(f"unknown config option(s){where} {', '.join(unknown)}; known: {', '.join(sorted(types))}")
+    return cls(**{key: _as_float_if_meant(types[key], key, value) for key, value in values.items()})
+
+
+def _as_float_if_meant(annotation: str, key: str, value: Any) -> Any:
+    """PyYAML reads `1e-6` (no dot: YAML 1.1) as a string; a float field means a number."""
+    if not (isinstance(value, str) and "float" in annotation):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"config option {key}: expected a number, got {value!r}") from None
 
 
 def save(config: Any, path: str | Path) -> None:

@@ -31,6 +31,8 @@ class EvalConfig:
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
     kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout_cache)
+    backend: str = "transformers"  # or vllm (GPU; prismrl.vllm_engine)
+    vllm_gpu_memory: float = 0.8  # share of the GPU vLLM may take
     batch_episodes: int = 32  # episodes generated together
     n_workers: int = 0
     seed: int = 0
@@ -89,9 +91,20 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     from prismrl.envs.pool import EnvPool
     from prismrl.models import load_model
 
-    if model is None:
+    engine = None
+    if cfg.backend == "vllm":
+        from prismrl.models import load_tokenizer, model_folder
+        from prismrl.vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(model_folder(cfg.model), dtype="auto" if cfg.dtype == "float32" else cfg.dtype,
+                            gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
+        tokenizer = tokenizer or load_tokenizer(cfg.model)
+    elif cfg.backend != "transformers":
+        raise ValueError(f"EvalConfig.backend must be transformers or vllm, got {cfg.backend!r}")
+    elif model is None:
         model, tokenizer, _ = load_model(cfg.model, cfg.dtype, cfg.device)
-    model.eval()
+    if model is not None:
+        model.eval()
     listing = make(cfg.env, **cfg.env_config)
     try:
         tasks = choose_tasks(listing.tasks(cfg.split), cfg.episodes, cfg.seed)
@@ -117,7 +130,8 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
             if start in done:
                 continue
             batch = tasks[start : start + cfg.batch_episodes]
-            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed * 1_000_003 + start):
+            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed * 1_000_003 + start,
+                                   engine=engine):
                 record = {"batch": start, **episode.to_dict()}
                 sink.write(record)
                 episodes.append(record)

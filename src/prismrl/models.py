@@ -125,6 +125,46 @@ def resolve_dtype(dtype: str) -> torch.dtype:
         raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
+def _not_available(spec: str, error: Exception) -> ModelNotAvailable:
+    return ModelNotAvailable(
+        f"cannot load model {spec!r}: {error}. Give a local folder with config.json and weights, "
+        f"a Hugging Face id reachable from here, or {BUILTIN_DEFAULT}"
+    )
+
+
+def _complete(tokenizer) -> None:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHATML_TEMPLATE
+
+
+def load_tokenizer(spec: str, trust_remote_code: bool = False):
+    """The tokenizer `load_model` would return, without loading the weights (for vLLM runs)."""
+    if spec == "tiny" or spec.startswith("tiny:"):
+        tokenizer = tiny_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_folder(spec), trust_remote_code=trust_remote_code)
+        except OSError as e:
+            raise _not_available(spec, e) from None
+    _complete(tokenizer)
+    return tokenizer
+
+
+def model_folder(spec: str) -> str:
+    """The Hugging Face id or folder a spec names, for engines that load by path (vLLM)."""
+    if spec == "tiny" or spec.startswith("tiny:"):
+        raise ValueError(f"{spec!r} is built in memory and has no folder; save it with save_pretrained first")
+    if spec == BUILTIN_DEFAULT:
+        return str(builtin_smollm2_folder())
+    if spec.startswith("builtin:"):
+        raise ModelNotAvailable(f"unknown built-in model {spec!r}; the built-in is {BUILTIN_DEFAULT}")
+    return spec
+
+
 def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str | None = None, trust_remote_code: bool = False):
     """(model, tokenizer, resolved_name) for a model spec; see the module docstring."""
     torch_dtype = resolve_dtype(dtype)
@@ -145,13 +185,7 @@ def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str 
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
         except OSError as e:
-            raise ModelNotAvailable(
-                f"cannot load model {spec!r}: {e}. Give a local folder with config.json and weights, "
-                f"a Hugging Face id reachable from here, or {BUILTIN_DEFAULT}"
-            ) from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        tokenizer.chat_template = CHATML_TEMPLATE
+            raise _not_available(spec, e) from None
+    _complete(tokenizer)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device), tokenizer, name

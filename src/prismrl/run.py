@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from prismrl.config import build
 from prismrl.fileio import atomic_write_json, atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT
 
@@ -217,8 +218,8 @@ def _sft(cfg: RunConfig, data: Path, out: Path) -> str:
     if (sft_dir / "final" / "config.json").exists():
         return str(sft_dir / "final")
     options = {"max_length": cfg.probe.get("max_length", 1024), **cfg.sft}
-    sft_cfg = SFTTrainConfig(model=cfg.model, data=str(data), out=str(sft_dir), seed=cfg.seed, dtype=cfg.dtype,
-                             device=cfg.device, resume=True, **options)
+    sft_cfg = build(SFTTrainConfig, {"model": cfg.model, "data": str(data), "out": str(sft_dir), "seed": cfg.seed,
+                                     "dtype": cfg.dtype, "device": cfg.device, "resume": True, **options}, "sft")
     with ledger.phase("sft", out, _params(cfg.model, cfg.dtype)) as cost:
         summary = train_sft(sft_cfg)
         cost.add(backward=int(summary["tokens"] * (summary.get("epochs") or 1)))
@@ -234,8 +235,8 @@ def _rl(cfg: RunConfig, plan: Plan, model: str, tasks: list[str], out: Path) -> 
     if (rl_dir / "final" / "config.json").exists():
         return str(rl_dir / "final")
     options = {"advantage": plan.advantage, **cfg.rl}
-    rl_cfg = RLConfig(model=model, env=cfg.env, env_config=cfg.env_config, tasks=tasks, out=str(rl_dir), seed=cfg.seed,
-                      dtype=cfg.dtype, device=cfg.device, n_workers=cfg.n_workers, **options)
+    rl_cfg = build(RLConfig, {"model": model, "env": cfg.env, "env_config": cfg.env_config, "tasks": tasks, "out": str(rl_dir),
+                              "seed": cfg.seed, "dtype": cfg.dtype, "device": cfg.device, "n_workers": cfg.n_workers, **options}, "rl")
     with ledger.phase("rl", out, _params(model, cfg.dtype)) as cost:
         train_rl(rl_cfg)
         for m in read_jsonl_prefix(rl_dir / "rl_metrics.jsonl"):
@@ -254,8 +255,9 @@ def _evaluate(cfg: RunConfig, model: str, out: Path) -> dict[str, dict]:
         if (target / "results.json").exists():
             results[split] = json.loads((target / "results.json").read_text())
             continue
-        eval_cfg = EvalConfig(model=model, env=cfg.env, env_config=cfg.env_config, split=split, out=str(target), seed=cfg.seed,
-                              dtype=cfg.dtype, device=cfg.device, n_workers=cfg.n_workers, **options)
+        eval_cfg = build(EvalConfig, {"model": model, "env": cfg.env, "env_config": cfg.env_config, "split": split,
+                                      "out": str(target), "seed": cfg.seed, "dtype": cfg.dtype, "device": cfg.device,
+                                      "n_workers": cfg.n_workers, **options}, "eval")
         with ledger.phase("eval", out, _params(model, cfg.dtype), note=split) as cost:
             results[split] = evaluate(eval_cfg, progress=True)
             cost.add(forward=results[split]["prompt_tokens"], generated=results[split]["generated_tokens"])

@@ -54,6 +54,8 @@ class RLConfig:
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
     kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout_cache)
+    backend: str = "transformers"  # or vllm: rollouts by vLLM (GPU), weights pushed after each update
+    vllm_gpu_memory: float = 0.3  # share of the GPU vLLM may take; the policy, reference and optimizer need the rest
     n_workers: int = 0
     save_steps: int = 10
     seed: int = 0
@@ -281,6 +283,15 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, max_turns=cfg.max_turns,
                               history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens,
                               kv_cache=cfg.kv_cache)
+    engine = None
+    if cfg.backend == "vllm":
+        from prismrl.models import model_folder
+        from prismrl.vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(model_folder(str(checkpoint) if checkpoint else cfg.model), gpu_memory_utilization=cfg.vllm_gpu_memory,
+                            seed=cfg.seed, dtype="bfloat16" if cfg.dtype == "float32" else cfg.dtype)
+    elif cfg.backend != "transformers":
+        raise ValueError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     summary: dict = {}
     with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
@@ -291,10 +302,12 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             model.eval()
             with precision:
                 episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
-                               sampling, seed=cfg.seed * 1_000_003 + step)
+                                   sampling, seed=cfg.seed * 1_000_003 + step, engine=engine)
             rollout_seconds = time.perf_counter() - started
             with precision:
                 metrics = update_policy(model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id)
+            if engine is not None and not metrics["skipped_update"]:
+                engine.load_weights(model)
             metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
                            tasks=sorted(set(tasks)))
             metrics_sink.write(metrics)

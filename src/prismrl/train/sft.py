@@ -15,6 +15,13 @@ skipped and listed in the summary (`out/sft_summary.json`), never dropped silent
 Outputs under `out/`: `checkpoint-*` (every `save_steps` and at the end; `resume=True` continues
 from the latest), `final/` (a plain Hugging Face model + tokenizer; for LoRA the merged model),
 `adapter/` (LoRA only), `sft_metrics.jsonl` (one fsynced JSON line per log) and `sft_summary.json`.
+
+Several processes: `accelerate launch [--config_file configs/accelerate/X.yaml] -m prismrl.cli sft
+...` or `torchrun --nproc_per_node N -m prismrl.cli sft ...`. The Trainer does the data-parallel
+part (DDP, FSDP, DeepSpeed: whatever the launcher configured); this module only keeps every file
+to the main process and saves `final/` through `Trainer.save_model`, which gathers sharded
+weights (FSDP needs `fsdp_state_dict_type: FULL_STATE_DICT`, ZeRO-3
+`stage3_gather_16bit_weights_on_model_save`). See docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -319,11 +326,54 @@ def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dat
     )
 
 
+def _launched_rank() -> tuple[int, int]:
+    """(this process's global rank, local rank) as set by accelerate launch / torchrun; (0, 0) alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 0
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _save_final(trainer, cfg: SFTTrainConfig, out: Path) -> tuple[Path, Path | None]:
+    """Save `final/` (and `adapter/` for LoRA) from the main process, atomically.
+
+    `Trainer.save_model` is called on every process: under FSDP or ZeRO-3 it is collective (it
+    gathers the shards) and only the main process writes. A LoRA model is merged in memory when it
+    is whole on this process; sharded, the main process merges the saved adapter into a fresh copy
+    of the base model instead."""
+    main = trainer.is_world_process_zero()
+    sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
+    final, adapter = out / "final", (out / "adapter" if cfg.lora else None)
+    target = adapter or final
+    staging = out / f".{target.name}.partial"  # one name all processes agree on
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))
+    trainer.accelerator.wait_for_everyone()
+    if not main:
+        return final, adapter
+    _replace_dir(staging, target)
+    if cfg.lora:
+        if sharded:
+            from peft import PeftModel
+
+            base, tokenizer, _ = load_model(cfg.model, dtype="float32", device="cpu", trust_remote_code=cfg.trust_remote_code)
+            merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        else:
+            merged, tokenizer = trainer.model.merge_and_unload(), trainer.processing_class
+        _save_pretrained(merged, tokenizer, final)
+    return final, adapter
+
+
 def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
-    """Run SFT as configured; returns (and writes to out/sft_summary.json) a summary dict."""
+    """Run SFT as configured; returns (and writes to out/sft_summary.json) a summary dict.
+
+    Under a multi-process launcher every process returns the summary; only rank 0 writes files."""
     from transformers.trainer_utils import get_last_checkpoint
 
     started = time.time()
+    rank, local_rank = _launched_rank()
+    main = rank == 0
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -335,7 +385,10 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
     if cfg.resume and checkpoint is None:
         log.info("resume requested but %s has no checkpoint; starting from the base model", out)
 
-    model, tokenizer, model_name = load_model(cfg.model, dtype="float32", device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    device = cfg.device
+    if device is None and local_rank and torch.cuda.is_available():
+        device = f"cuda:{local_rank}"  # not every rank's copy on GPU 0 on its way to the Trainer
+    model, tokenizer, model_name = load_model(cfg.model, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     if model.device.type != "cuda" and resolve_dtype(cfg.dtype) != torch.float32:
         log.warning("SFT on %s computes in float32 (dtype=%s applies on CUDA only)", model.device.type, cfg.dtype)
     if getattr(model, "is_quantized", False) or getattr(model, "hf_quantizer", None) is not None:
@@ -355,11 +408,11 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
         raise ValueError(f"no usable held-out trajectory in {cfg.eval_data}: {evalset.skipped[:3]} ...")
 
     metrics_path = out / METRICS_FILE
-    if checkpoint:
+    if main and checkpoint:
         # Drop log lines the interrupted run wrote after its last checkpoint: they are redone.
         kept = [r for r in read_jsonl_prefix(metrics_path) if r.get("step", 0) <= _checkpoint_step(checkpoint)]
         atomic_write_jsonl(metrics_path, kept)
-    elif metrics_path.exists():
+    elif main and metrics_path.exists():
         metrics_path.unlink()
 
     def eval_loss(current_model) -> float | None:
@@ -374,8 +427,9 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
             eval_before = next((r["eval_loss_before"] for r in read_jsonl_prefix(metrics_path) if "eval_loss_before" in r), None)
         if eval_before is None:
             eval_before = eval_loss(model)
-            with JsonlAppender(metrics_path) as appender:
-                appender.write({"step": 0, "time": time.time(), "eval_loss_before": eval_before})
+            if main:
+                with JsonlAppender(metrics_path) as appender:
+                    appender.write({"step": 0, "time": time.time(), "eval_loss_before": eval_before})
 
     trainer = build_trainer(
         cfg,
@@ -387,15 +441,11 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
     )
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
 
-    trained = trainer.model
-    eval_after = eval_loss(trained)
-    final = out / "final"
-    adapter = None
-    if cfg.lora:
-        adapter = out / "adapter"
-        _save_pretrained(trained, tokenizer, adapter)
-        trained = trained.merge_and_unload()  # a plain model: later phases load it with from_pretrained
-    _save_pretrained(trained, tokenizer, final)
+    eval_after = eval_loss(trainer.model)  # every process: a sharded model's forward is collective
+    final, adapter = _save_final(trainer, cfg, out)
+    if not main:
+        return {"steps": trainer.state.global_step, "train_loss": None, "eval_loss_before": eval_before,
+                "eval_loss_after": eval_after, "final_model": str(final), "rank": rank}
 
     losses = [r["loss"] for r in read_jsonl_prefix(metrics_path) if "loss" in r]
     with JsonlAppender(metrics_path) as appender:

@@ -1,0 +1,71 @@
+"""vLLM as the generator for rollouts and evaluation (`backend: vllm`; GPU, `pip install 'prismrl[vllm]'`).
+
+Same contract as `prismrl.agent.generate`: token-id prompts in, one token-id reply per prompt out,
+ending at (and keeping) EOS, so RL trains on exactly the tokens that were sampled. vLLM's prefix
+cache plays the part `prismrl.rollout_cache` plays for transformers: a turn's prompt shares its
+history with the previous turn's, and those blocks are not recomputed.
+
+The engine lives in this process (`distributed_executor_backend="external_launcher"`, as TRL's
+"colocate" mode does it), so after each GRPO update `load_weights` copies the policy's weights into
+it directly; nothing goes over a network. Sampling differs from transformers' in the random
+streams, not in the distribution: a seeded run is reproducible with the same backend only.
+
+Not run in this project's CI (no GPU, and vLLM's wheels need a CUDA torch): tests check the
+request shaping against a stand-in for the `vllm` module. docs/PERFORMANCE.md says what is measured.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prismrl.agent import SamplingConfig
+
+
+class VLLMEngine:
+    def __init__(self, model_path: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3,
+                 max_model_len: int | None = None, seed: int = 0, trust_remote_code: bool = False):
+        try:
+            import vllm
+        except ImportError:
+            raise ImportError("backend: vllm needs vLLM on a CUDA machine: pip install 'prismrl[vllm]'; "
+                              "or use backend: transformers") from None
+        # external_launcher keeps the engine in this process; it reads the torch.distributed variables.
+        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"),
+                           ("MASTER_PORT", "29533")):
+            os.environ.setdefault(key, value)
+        self._vllm = vllm
+        self.llm = vllm.LLM(
+            model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            seed=seed, enable_prefix_caching=True, distributed_executor_backend="external_launcher",
+            trust_remote_code=trust_remote_code,
+        )
+
+    def generate(self, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None) -> list[list[int]]:
+        eos = tokenizer.eos_token_id
+        greedy = config.temperature <= 0
+        params = [
+            self._vllm.SamplingParams(
+                temperature=0.0 if greedy else config.temperature, top_p=1.0 if greedy else config.top_p,
+                max_tokens=config.max_new_tokens, stop_token_ids=[eos], detokenize=False,
+                # one stream per row, fixed by the turn's seed: a rerun samples the same replies
+                seed=None if generator_seed is None else generator_seed * 1009 + row,
+            )
+            for row in range(len(prompts))
+        ]
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params, use_tqdm=False)
+        replies = []
+        for output in outputs:
+            completion = output.outputs[0]
+            reply = list(completion.token_ids)
+            # Some vLLM versions leave the stop token out of token_ids; the contract keeps it.
+            if completion.finish_reason == "stop" and (not reply or reply[-1] != eos):
+                reply.append(eos)
+            replies.append(reply)
+        return replies
+
+    def load_weights(self, model) -> None:
+        """Copy the policy's current weights into the engine (after each RL update)."""
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        for name, parameter in model.named_parameters():
+            runner.load_weights([(name, parameter.detach())])
+        self.llm.reset_prefix_cache()  # cached blocks hold keys/values of the old weights
