@@ -100,3 +100,28 @@ def test_turns_that_extend_the_history_share_one_sequence():
     assert [s.ids for s in samples] == [[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 9, 10]]
     assert samples[0].generated == [False, False, True, True, False, False, True, True]
     assert samples[0].advantages == [0, 0, 0.5, 0.5, 0, 0, 0.25, 0.25] and samples[1].advantages == [0, 0, 0, -1.0]
+
+
+def test_logprobs_on_generated_positions_equal_the_full_vocabulary_pass():
+    """Logits only where a generated token is predicted give the same log-probs and entropy as
+    the plain forward over every position (and zero elsewhere)."""
+    from prismrl.models import tiny_model
+
+    model = tiny_model(1, vocab_size=64)
+    samples = [Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [1.0] * 7),
+               Sample([5, 6, 11, 12, 13, 2], [False, False, True, False, True, True], [1.0] * 6)]
+    logprobs, mask, entropy = response_logprobs(model, samples, temperature=0.7, pad_id=0)
+    width = 7
+    ids = torch.zeros((2, width), dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    for row, sample in enumerate(samples):
+        ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
+        attention[row, : len(sample.ids)] = 1
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=ids, attention_mask=attention).logits[:, :-1] / 0.7, dim=-1)
+    expected = full.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(logprobs[mask], expected[mask], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(entropy[mask], -(full.exp() * full).sum(-1)[mask], rtol=1e-5, atol=1e-6)
+    assert torch.all(logprobs[~mask] == 0) and torch.all(entropy[~mask] == 0)
+    logprobs.sum().backward()  # differentiable through the gathered positions
+    assert model.lm_head.weight.grad is not None

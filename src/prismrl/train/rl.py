@@ -13,6 +13,7 @@ Each step:
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import random
 import time
@@ -183,7 +184,12 @@ def build_samples(episodes: list[Episode], cfg: RLConfig) -> tuple[list[Sample],
 
 def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: int):
     """Per-token log-probabilities of each sample's tokens under `model` (right-padded batch),
-    the mask of generated tokens, and the policy entropy there. Index t predicts token t+1."""
+    the mask of generated tokens, and the policy entropy there. Index t predicts token t+1; off
+    the mask both are 0.
+
+    The LM head and the full-vocabulary softmax run only where a generated token is predicted
+    (`logits_to_keep`, as the batched probe does): prompts and observations are most of an
+    episode's tokens, and their logits are never used."""
     device = next(model.parameters()).device
     width = max(len(s.ids) for s in samples)
     ids = torch.full((len(samples), width), pad_id, dtype=torch.long, device=device)
@@ -193,11 +199,19 @@ def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: 
         ids[row, : len(sample.ids)] = torch.tensor(sample.ids, device=device)
         attention[row, : len(sample.ids)] = 1
         mask[row, : len(sample.ids) - 1] = torch.tensor(sample.generated[1:], device=device)
-    logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float() / temperature
-    logprobs = torch.log_softmax(logits, dim=-1)
-    token_logprobs = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    keep = torch.zeros_like(ids, dtype=torch.bool)
+    keep[:, :-1] = mask
+    kwargs = {"input_ids": ids, "attention_mask": attention, "use_cache": False}
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kwargs["logits_to_keep"] = keep
+    logits = model(**kwargs).logits
+    if logits.dim() == 3:  # the model gave every position
+        logits = logits[keep]
+    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    picked = logprobs.gather(-1, ids[:, 1:][mask].unsqueeze(-1)).squeeze(-1)
+    token_logprobs = torch.zeros(mask.shape, device=device, dtype=picked.dtype).masked_scatter(mask, picked)
     with torch.no_grad():
-        entropy = -(logprobs.exp() * logprobs).sum(-1)
+        entropy = torch.zeros(mask.shape, device=device).masked_scatter(mask, -(logprobs.exp() * logprobs).sum(-1))
     return token_logprobs, mask, entropy
 
 
