@@ -1,0 +1,71 @@
+"""One GRPO micro-batch's forward + backward: logits at every position vs. only where a generated
+token is predicted (`train.rl.response_logprobs`), same model and samples, in one run.
+
+    python benchmarks/rl_update_bench.py                        # SmolLM2-135M, 2 samples of ~1000 tokens, 1 in 7 generated
+    python benchmarks/rl_update_bench.py --lengths 2000,1800 --generated-every 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from prismrl.models import load_model
+from prismrl.train.rl import Sample, response_logprobs
+
+
+def full_vocabulary_logprobs(model, samples: list[Sample], temperature: float, pad_id: int):
+    """The straightforward version: logits and log-softmax at every position, then gather."""
+    width = max(len(s.ids) for s in samples)
+    ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    mask = torch.zeros((len(samples), width - 1), dtype=torch.bool)
+    for row, sample in enumerate(samples):
+        ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
+        attention[row, : len(sample.ids)] = 1
+        mask[row, : len(sample.ids) - 1] = torch.tensor(sample.generated[1:])
+    logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float() / temperature
+    logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return logprobs * mask, mask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="builtin:smollm2-135m")
+    parser.add_argument("--lengths", default="1000,900")
+    parser.add_argument("--generated-every", type=int, default=7, help="one position in N is a generated token")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model, tokenizer, name = load_model(args.model, device="cpu")
+    model.train()
+    samples = []
+    for length in (int(n) for n in args.lengths.split(",")):
+        ids = torch.randint(100, len(tokenizer) - 1, (length,)).tolist()
+        generated = [i % args.generated_every == 0 for i in range(length)]
+        samples.append(Sample(ids, generated, [1.0] * length))
+    paths = {"every position": full_vocabulary_logprobs, "generated only": lambda *a: response_logprobs(*a)[:2]}
+    seconds = {path: [] for path in paths}
+    values = {}
+    for _ in range(args.repeats):
+        for path, fn in paths.items():  # interleaved, so a load change hits both
+            started = time.perf_counter()
+            logprobs, mask = fn(model, samples, 1.0, tokenizer.pad_token_id)
+            (logprobs * mask).sum().backward()
+            model.zero_grad(set_to_none=True)
+            seconds[path].append(time.perf_counter() - started)
+            values[path] = logprobs[mask].detach()
+    print(f"# {name}, lengths {args.lengths}, 1 in {args.generated_every} positions generated, {args.threads} threads, "
+          f"best of {args.repeats}; max |Δ log-prob| {float((values['every position'] - values['generated only']).abs().max()):.2e}")
+    print("| path | seconds (forward + backward) |\n|---|---:|")
+    for path in paths:
+        print(f"| {path} | {min(seconds[path]):.2f} |")
+    print(f"| **speed-up** | **{min(seconds['every position']) / min(seconds['generated only']):.2f}x** |")
+
+
+if __name__ == "__main__":
+    main()
