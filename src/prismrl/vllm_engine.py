@@ -22,7 +22,7 @@ from prismrl.agent import SamplingConfig
 
 
 class VLLMEngine:
-    def __init__(self, model_path: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3,
+    def __init__(self, model_path: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.3,
                  max_model_len: int | None = None, seed: int = 0, trust_remote_code: bool = False):
         try:
             import vllm
