@@ -175,12 +175,7 @@ def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str 
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if spec == BUILTIN_DEFAULT:
-            path, name = str(builtin_smollm2_folder()), spec
-        elif spec.startswith("builtin:"):
-            raise ModelNotAvailable(f"unknown built-in model {spec!r}; the built-in is {BUILTIN_DEFAULT}")
-        else:
-            path, name = spec, spec
+        path, name = model_folder(spec), spec
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
