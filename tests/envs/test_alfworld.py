@@ -183,6 +183,28 @@ def test_a_game_over_the_planning_budget_is_discarded_and_remembered(tmp_path):
     assert (second["failed"], second["discarded_timeout"]) == (1, 2) and second["seconds"] < 1
 
 
+@needs_fixture
+def test_the_planning_budget_is_cpu_time_so_a_busy_machine_keeps_the_same_games():
+    import os
+    import signal
+    import threading
+
+    from prismrl.envs.alfworld.verify import TIMED_OUT, PlannerWorker
+
+    game = FIXTURE / "json_2.1.1" / FIXTURE_TASK / "game.tw-pddl"
+    budget = 5.0   # the fixture's plan takes about a CPU second
+    with PlannerWorker() as worker:
+        first = worker.walkthrough(game, budget)
+        assert first != TIMED_OUT and len(first) == 6
+        # The planner is held off the CPU for longer than its whole budget, as on an overloaded
+        # machine; only the CPU seconds it then spends count.
+        child = worker._proc.pid
+        os.kill(child, signal.SIGSTOP)
+        threading.Timer(budget + 1, os.kill, (child, signal.SIGCONT)).start()
+        assert worker.walkthrough(game, budget) == first
+        assert worker._proc.pid == child
+
+
 def test_cli_generates_games_in_the_official_layout(tmp_path):
     from typer.testing import CliRunner
 

@@ -420,7 +420,7 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
 
     Game i has task type task_types[i % len(task_types)]; its seed comes from (split, seed, i,
     attempt), and a discarded attempt moves on to the next. A candidate is discarded when the
-    planner expert does not win it, or needs more than `plan_timeout` seconds for the whole
+    planner expert does not win it, or needs more than `plan_timeout` CPU seconds for the whole
     walkthrough. Rerunning with the same arguments finds the games already written (and the
     discarded attempts, listed in <split>/.discarded/) and skips them, so an interrupted run
     resumes and a larger `n` extends the set. `workers` planner processes
@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task-types", nargs="*", choices=TASK_TYPES)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--plan-timeout", type=float, default=30.0)
+    parser.add_argument("--plan-timeout", type=float, default=30.0, help="CPU seconds the planner may spend on one game")
     args = parser.parse_args(argv)
     report = generate_games(args.split, args.n, args.out, args.seed, args.task_types,
                             workers=args.workers, plan_timeout=args.plan_timeout)

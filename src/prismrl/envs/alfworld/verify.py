@@ -4,14 +4,20 @@ A game is worth keeping only if the planner wins it *and* plans fast: with the p
 engine replans at every step, and Fast Downward's search time grows steeply with plan length and
 the number of receptacles and objects (a two-object task in a 20-receptacle kitchen can take
 minutes). The search runs inside a C library and cannot be interrupted in-process, so
-`PlannerWorker` runs it in a child process that is killed when the time budget is spent.
+`PlannerWorker` runs it in a child process that the kernel stops when the budget is spent.
+
+The budget is CPU time (RLIMIT_CPU), not wall-clock time: a wall-clock limit discards more games
+on a busy machine, so the same seed gave different game sets depending on what else ran.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import resource
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +26,8 @@ from prismrl.envs.alfworld.expert import make_expert_env
 
 MAX_PLAN_STEPS = 50
 TIMED_OUT = "timed out"
+# A child that stops using CPU (stuck on I/O, starved) is still stopped after this much wall time.
+WALL_CLOCK_FACTOR, WALL_CLOCK_GRACE = 4, 60.0
 
 
 def planner_walkthrough(gamefile: str | Path, env=None, max_steps: int = MAX_PLAN_STEPS) -> list[str] | None:
@@ -60,19 +68,20 @@ class PlannerWorker:
             raise RuntimeError("the ALFWorld planner worker did not start (is alfworld installed?)")
 
     def walkthrough(self, gamefile: str | Path, timeout: float) -> list[str] | None | str:
-        """Winning commands, None (the planner cannot win), or TIMED_OUT."""
+        """Winning commands, None (the planner cannot win), or TIMED_OUT after `timeout` CPU seconds."""
         if self._proc is None or self._proc.poll() is not None:
             self._start()
-        self._proc.stdin.write(json.dumps(str(gamefile)) + "\n")
+        self._proc.stdin.write(json.dumps({"game": str(gamefile), "cpu_seconds": timeout}) + "\n")
         self._proc.stdin.flush()
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        ready, _, _ = select.select([self._proc.stdout], [], [], WALL_CLOCK_FACTOR * timeout + WALL_CLOCK_GRACE)
         if not ready:
             self._stop()
             return TIMED_OUT
         line = self._proc.stdout.readline()
-        if not line:   # the child died (e.g. out of memory): count the game as unsolved
+        if not line:   # the kernel stopped it (CPU budget) or it died (e.g. out of memory: unsolved)
+            code = self._proc.wait()
             self._stop()
-            return None
+            return TIMED_OUT if code == -signal.SIGXCPU else None
         return json.loads(line)
 
     def _stop(self) -> None:
@@ -104,10 +113,16 @@ def _serve() -> None:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # SIGXCPU would otherwise dump a core file
     env = make_expert_env("planner")
     print("ready", file=out, flush=True)
     for line in sys.stdin:
-        print(json.dumps(planner_walkthrough(json.loads(line), env)), file=out, flush=True)
+        request = json.loads(line)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        # the kernel sends SIGXCPU (which ends the process) once this game has used its budget
+        resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(usage.ru_utime + usage.ru_stime + request["cpu_seconds"]), hard))
+        print(json.dumps(planner_walkthrough(request["game"], env)), file=out, flush=True)
 
 
 if __name__ == "__main__":
