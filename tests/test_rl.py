@@ -70,6 +70,20 @@ def test_grpo_learns_the_known_best_action(undecided_policy, tmp_path):
     assert len(episodes) == 32 and episodes[0]["messages"][-1]["role"] == "assistant"
 
 
+def test_the_update_reports_every_micro_batch(undecided_policy, tmp_path, monkeypatch):
+    from prismrl.train import rl
+
+    seen, update_policy = [], rl.update_policy
+
+    def recording(*args, on_batch, **kwargs):
+        return update_policy(*args, on_batch=lambda done, total: (seen.append((done, total)), on_batch(done, total)), **kwargs)
+
+    monkeypatch.setattr(rl, "update_policy", recording)
+    train_rl(_config(undecided_policy, tmp_path / "rl", steps=1), progress=True)
+    total = seen[-1][1]
+    assert total > 1 and seen == [(done, total) for done in range(1, total + 1)]
+
+
 def test_sampler_only_uses_the_given_tasks(undecided_policy, tmp_path):
     allowed = TASKS[:3]
     train_rl(_config(undecided_policy, tmp_path / "rl", tasks=allowed, steps=3, tasks_per_step=2, group_size=2), progress=False)

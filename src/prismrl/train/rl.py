@@ -310,6 +310,8 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
         job = bar.add_task("GRPO", total=cfg.steps, completed=start_step)
+        # an update of long episodes can take most of a step on CPU: show it, not a frozen bar
+        update_job = bar.add_task("update", total=None, visible=False)
         for step in range(start_step, cfg.steps):
             started = time.perf_counter()
             tasks = sampler.tasks_for_step(step)
@@ -319,7 +321,11 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
                                    sampling, seed=cfg.seed * 1_000_003 + step, engine=engine)
             rollout_seconds = time.perf_counter() - started
             with precision:
-                metrics = update_policy(model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id)
+                metrics = update_policy(
+                    model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id,
+                    on_batch=lambda done, total: bar.update(update_job, completed=done, total=total, visible=True,
+                                                            description=f"step {step + 1} update (micro-batches)"))
+            bar.update(update_job, visible=False)
             if engine is not None and not metrics["skipped_update"]:
                 engine.load_weights(model)
             metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
@@ -341,7 +347,9 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     return {**summary, "start_step": start_step, "final": str(final), "model": name}
 
 
-def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLConfig, pad_id: int) -> dict:
+def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLConfig, pad_id: int,
+                  on_batch=None) -> dict:
+    """One GRPO update on a step's episodes; `on_batch(done, total)` after each micro-batch."""
     samples, returns = build_samples(episodes, cfg)
     n_tokens = sum(s.n_generated for s in samples)
     stats = {
@@ -375,6 +383,8 @@ def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLC
             advantages = token_advantages(batch, logprobs.shape[1] + 1, logprobs.device)
             loss, kl = grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, cfg.clip_eps, cfg.kl_coef, n_tokens)
             loss.backward()
+            if on_batch is not None:
+                on_batch(epoch * len(batches) + index + 1, cfg.ppo_epochs * len(batches))
             if epoch == cfg.ppo_epochs - 1:
                 loss_total += loss.item()
                 kl_total += kl.item()
