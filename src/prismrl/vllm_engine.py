@@ -15,6 +15,7 @@ the same backend only.
 Checked against vLLM 0.32 (CPU build) in tests/test_vllm_engine.py (slow, runs where vLLM is
 installed); the fast tests check the request shaping against a stand-in for the `vllm` module.
 """
+
 from __future__ import annotations
 
 import os
