@@ -1,5 +1,9 @@
 """Per-phase cost records: every phase appends one line to `ledger.jsonl` in its run folder.
 
+Peak memory is per phase: `prism run` runs every phase in one process, so on Linux each phase
+resets the process's resident-set high-water mark when it starts (elsewhere it is the process's
+peak so far).
+
 FLOPs are the usual estimates: 2·P per token for a forward pass (inference, generation) and
 4·P more for a backward pass, so training costs 6·P·tokens. A pipeline's cost is the sum of its
 lines; the paper's speed-up (e.g. 3.22×) is the rl-all pipeline's cost over another's.
@@ -19,6 +23,14 @@ import torch
 from prismrl.fileio import JsonlAppender, read_jsonl_prefix
 
 LEDGER_FILE = "ledger.jsonl"
+
+
+def reset_peak_rss() -> None:
+    """Start a new resident-set high-water mark for this process (Linux, `clear_refs` value 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def hardware() -> str:
@@ -59,6 +71,7 @@ class phase:
     def __enter__(self) -> CostRecord:
         self._wall = time.perf_counter()
         self._cpu = time.process_time()
+        reset_peak_rss()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         return self.record
@@ -69,7 +82,7 @@ class phase:
         record.cpu_seconds = time.process_time() - self._cpu
         p = record.params
         record.flops = 2.0 * p * (record.forward_tokens + record.generated_tokens) + 6.0 * p * record.backward_tokens
-        # ru_maxrss is the process's peak in KiB on Linux.
+        # ru_maxrss is the process's peak in KiB on Linux, since the reset in __enter__.
         record.peak_memory_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         if torch.cuda.is_available():
             record.gpu_seconds = record.wall_seconds * torch.cuda.device_count()
