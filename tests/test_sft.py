@@ -1,6 +1,7 @@
 """SFT after routing: TRL trains on exactly the formatter's mask, learns, saves, resumes."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.data.schema import Trajectory
 from prismrl.models import load_model
 from prismrl.probe.probe import sft_loss
-from prismrl.train.sft import SFTTrainConfig, build_trainer, encode_all, heldout_loss, to_dataset, train_sft
+from prismrl.train.sft import (SFTTrainConfig, build_trainer, encode_all, heldout_loss, score_labelled_positions_only,
+                               to_dataset, train_sft)
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +83,52 @@ def test_trl_loss_mask_is_the_formatters(tmp_path):
     assert seen == 6
 
 
+def test_labelled_positions_only_head_equals_trls(tmp_path):
+    """The CPU head that projects only labelled positions gives TRL's fused-head outputs, loss and
+    gradients (TRL scores every position off Triton)."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    tokenizer = load_model("tiny:0", device="cpu")[1]
+    encoded = encode_all([make_trajectory(i, turns=2 + i) for i in range(2)], tokenizer, max_length=512).encoded
+    width = max(e.n_tokens for e in encoded)
+    ids = torch.tensor([e.input_ids + [tokenizer.pad_token_id] * (width - e.n_tokens) for e in encoded])
+    attention = torch.tensor([[1] * e.n_tokens + [0] * (width - e.n_tokens) for e in encoded])
+    labels = torch.tensor([e.labels + [IGNORE_INDEX] * (width - e.n_tokens) for e in encoded])
+    results = []
+    for compact in (False, True):
+        model = load_model("tiny:0", device="cpu")[0]
+        add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+        if compact:
+            score_labelled_positions_only(model)
+        out = model(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True, num_items_in_batch=7)
+        out.loss.backward()
+        results.append((out, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (trl, trl_grads), (ours, our_grads) = results
+    assert ours.label_mask.tolist() == trl.label_mask.tolist()
+    for field in ("loss", "log_probs", "entropy"):
+        torch.testing.assert_close(getattr(ours, field), getattr(trl, field), rtol=1e-5, atol=1e-6)
+    assert ours.is_top1.tolist() == trl.is_top1.tolist()
+    for name, grad in trl_grads.items():
+        torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-7)
+
+
 def test_sft_learns_the_template(files, tmp_path):
     train, held = files
     heldout, _ = load_trajectories(held)
     out = tmp_path / "out"
+    beats = []
+
+    class ReadHeartbeat(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            beats.append(json.loads((out / ".sft.running.json").read_text()))
+
     summary = train_sft(SFTTrainConfig(
         model="tiny", device="cpu", data=str(train), eval_data=str(held), out=str(out), max_length=512,
         epochs=6, lr=1e-2, batch_size=4, save_steps=1000, logging_steps=4, seed=0,
-    ))
+    ), callbacks=[ReadHeartbeat()])
+    # While it trains, a heartbeat says which step it is at (a SIGKILL leaves it for the next run to report).
+    assert beats[-1]["step"] == "step 24 of 24" and beats[-1]["pid"] == os.getpid() and beats[-1]["peak_rss_gb"] > 0
+    assert not (out / ".sft.running.json").exists()
     assert summary["n_examples"] == 16 and summary["n_skipped"] == 0 and summary["steps"] == 24
     before, after = summary["eval_loss_before"], summary["eval_loss_after"]
     assert after < 0.8 * before, (before, after)

@@ -26,6 +26,7 @@ weights (FSDP needs `fsdp_state_dict_type: FULL_STATE_DICT`, ZeRO-3
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -43,6 +44,7 @@ from prismrl.data.format import IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.io import load_trajectories
 from prismrl.data.schema import Trajectory
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.heartbeat import Heartbeat
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,16 @@ def _metrics_callback(path: Path):
     return MetricsToJsonl()
 
 
+def _heartbeat_callback(beat: Heartbeat):
+    from transformers import TrainerCallback
+
+    class BeatEveryStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            beat(step=f"step {state.global_step} of {state.max_steps}")
+
+    return BeatEveryStep()
+
+
 def _checkpoint_step(checkpoint: str) -> int:
     return int(Path(checkpoint).name.split("-")[-1])
 
@@ -315,7 +327,7 @@ def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dat
             task_type="CAUSAL_LM",
         )
     set_seed(cfg.seed)  # fresh LoRA weights depend on the global RNG
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -324,6 +336,58 @@ def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dat
         peft_config=peft_config,
         callbacks=list(callbacks),
     )
+    if not on_cuda:
+        score_labelled_positions_only(trainer.model.get_base_model() if cfg.lora else trainer.model)
+    return trainer
+
+
+def score_labelled_positions_only(model) -> None:
+    """Make TRL's fused LM head (`model(..., fused_lm_head=True)`) project only the positions whose
+    next-token label is not -100, as it already does on Triton devices.
+
+    Off Triton (CPU), TRL 1.16 scores every position so that compilers see fixed tile shapes
+    (`trl.trainer.utils.add_fused_lm_head`: "every position is scored instead"). About 10 % of a
+    WebShop expert trajectory's positions carry a label, and SmolLM2's 49 152-token head is a fifth
+    of its per-token FLOPs, so on CPU that head, its log-softmax, entropy and accuracy run on the
+    labelled rows only (measured in benchmarks/sft_bench.py). Same outputs as TRL's: per-token
+    log-probs, entropy and top-1 flags, zero off the mask; the loss divides by `num_items_in_batch`.
+    Models that scale or soft-cap their logits, MoE router losses and pre-shifted labels keep TRL's
+    own path."""
+    from trl.trainer.utils import FusedCausalLMOutput
+
+    trl_forward = model.forward
+    text_config = model.config.get_text_config()
+    scaled = any(getattr(text_config, name, None) is not None for name in
+                 ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling"))
+
+    @functools.wraps(trl_forward)
+    def forward(*args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
+        if (not fused_lm_head or scaled or shift_labels is not None or labels is None
+                or getattr(text_config, "output_router_logits", False)):
+            return trl_forward(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
+                               num_items_in_batch=num_items_in_batch, **kwargs)
+        kwargs["use_cache"] = False
+        hidden = model.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        labels = labels[:, 1:].to(hidden.device)
+        mask = labels != IGNORE_INDEX
+        targets = labels[mask]
+        logprobs = torch.log_softmax(model.get_output_embeddings()(hidden[mask]).float(), dim=-1)
+        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        with torch.no_grad():
+            entropy = -(logprobs.exp() * logprobs).sum(-1)
+            is_top1 = logprobs.argmax(-1) == targets
+        # masked_scatter keeps an all-masked micro-batch connected to the graph (a zero loss, not an error)
+        log_probs = picked.new_zeros(mask.shape).masked_scatter(mask, picked)
+        denominator = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        return FusedCausalLMOutput(
+            loss=-log_probs.sum() / denominator,
+            log_probs=log_probs,
+            entropy=entropy.new_zeros(mask.shape).masked_scatter(mask, entropy),
+            is_top1=torch.zeros_like(mask).masked_scatter(mask, is_top1),
+            label_mask=mask,
+        )
+
+    model.forward = forward
 
 
 def _launched_rank() -> tuple[int, int]:
@@ -384,7 +448,13 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
         )
     if cfg.resume and checkpoint is None:
         log.info("resume requested but %s has no checkpoint; starting from the base model", out)
+    with Heartbeat(out, "sft", enabled=main) as beat:
+        return _train(cfg, out, checkpoint, beat, callbacks, started, rank, local_rank)
 
+
+def _train(cfg: SFTTrainConfig, out: Path, checkpoint: str | None, beat: Heartbeat, callbacks, started: float, rank: int,
+           local_rank: int) -> dict[str, Any]:
+    main = rank == 0
     device = cfg.device
     if device is None and local_rank and torch.cuda.is_available():
         device = f"cuda:{local_rank}"  # not every rank's copy on GPU 0 on its way to the Trainer
@@ -437,7 +507,7 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
         tokenizer,
         to_dataset(train),
         to_dataset(evalset) if (evalset is not None and cfg.eval_steps > 0) else None,
-        callbacks=[_metrics_callback(metrics_path), *callbacks],
+        callbacks=[_metrics_callback(metrics_path), _heartbeat_callback(beat), *callbacks],
     )
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
 
