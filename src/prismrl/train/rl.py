@@ -34,6 +34,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from prismrl.agent import Episode, SamplingConfig, rollout
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.heartbeat import Heartbeat
 
 
 @dataclass
@@ -387,7 +388,8 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         raise ValueError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     summary: dict = {}
     with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
-            Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board:
+            Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board, \
+            Heartbeat(out, "rl") as beat:
         job = bar.add_task("GRPO", total=n_steps, completed=start_step)
         # an update of long episodes can take most of a step on CPU: show it, not a frozen bar
         update_job = bar.add_task("update", total=None, visible=False)
@@ -399,11 +401,14 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
                 episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
                                    sampling, seed=cfg.seed * 1_000_003 + step, engine=engine)
             rollout_seconds = time.perf_counter() - started
+            beat(step=f"step {step + 1} of {n_steps}, rollout done")
             with precision:
                 metrics = update_policy(
                     model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id,
-                    on_batch=lambda done, total: bar.update(update_job, completed=done, total=total, visible=True,
-                                                            description=f"step {step + 1} update (micro-batches)"))
+                    on_batch=lambda done, total: (
+                        beat(step=f"step {step + 1} of {n_steps}, update micro-batch {done} of {total}"),
+                        bar.update(update_job, completed=done, total=total, visible=True,
+                                   description=f"step {step + 1} update (micro-batches)")))
             bar.update(update_job, visible=False)
             if engine is not None and not metrics["skipped_update"]:
                 engine.load_weights(model)
