@@ -151,6 +151,43 @@ def test_turns_that_extend_the_history_share_one_sequence():
     assert samples[0].advantages == [0, 0, 0.5, 0.5, 0, 0, 0.25, 0.25] and samples[1].advantages == [0, 0, 0, -1.0]
 
 
+def _loss_and_grads(model, reference, samples, n_tokens):
+    model.zero_grad(set_to_none=True)
+    logprobs, mask, entropy = response_logprobs(model, samples, temperature=0.8, pad_id=0)
+    with torch.no_grad():
+        ref = response_logprobs(reference, samples, temperature=0.8, pad_id=0)[0]
+    advantages = token_advantages(samples, logprobs.shape[1] + 1, logprobs.device)
+    loss, _ = grpo_loss(logprobs, logprobs.detach(), ref, advantages, mask, clip_eps=0.2, kl_coef=0.05,
+                        n_tokens=n_tokens, entropy=entropy, entropy_coef=0.01)
+    loss.backward()
+    return logprobs[mask].detach(), loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_one_sequence_per_episode_gives_the_per_turn_update():
+    """An episode whose every prompt extends the previous prompt + reply, trained as ONE sequence,
+    gives the per-token log-probs, loss and gradients of training each turn as its own sequence
+    (causal attention: a turn's tokens see the same prefix either way)."""
+    from prismrl.models import tiny_model
+
+    model, reference = tiny_model(1, vocab_size=64), tiny_model(2, vocab_size=64)
+    system, obs1, reply1, obs2, reply2, obs3, reply3 = [5, 6, 7], [8, 9], [10, 11, 2], [12, 13, 14], [15, 2], [16], [17, 18, 19, 2]
+    turns = [Turn(system + obs1, reply1, "o1", "a", True),
+             Turn(system + obs1 + reply1 + obs2, reply2, "o2", "b", True),
+             Turn(system + obs1 + reply1 + obs2 + reply2 + obs3, reply3, "o3", "c", False)]
+    advantages = [0.7, -0.3, 1.1]
+    [whole] = episode_samples(Episode("t", [], turns=turns), advantages)
+    per_turn = [s for turn, a in zip(turns, advantages) for s in episode_samples(Episode("t", [], turns=[turn]), [a])]
+    assert len(per_turn) == 3 and whole.ids == turns[-1].prompt_ids + reply3
+    n_tokens = whole.n_generated
+    assert n_tokens == sum(s.n_generated for s in per_turn) == 9
+    whole_logprobs, whole_loss, whole_grads = _loss_and_grads(model, reference, [whole], n_tokens)
+    turn_logprobs, turn_loss, turn_grads = _loss_and_grads(model, reference, per_turn, n_tokens)
+    torch.testing.assert_close(whole_logprobs, turn_logprobs, rtol=1e-5, atol=1e-6)
+    assert whole_loss == pytest.approx(turn_loss, rel=1e-5)
+    for name, grad in turn_grads.items():
+        torch.testing.assert_close(whole_grads[name], grad, rtol=1e-4, atol=1e-7)
+
+
 def test_logprobs_on_generated_positions_equal_the_full_vocabulary_pass():
     """Logits only where a generated token is predicted give the same log-probs and entropy as
     the plain forward over every position (and zero elsewhere)."""
