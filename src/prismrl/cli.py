@@ -384,9 +384,11 @@ def eval_cmd(
         table.add_column(column)
     for task_type, rate in results["success_by_type"].items():
         table.add_row(task_type, str(results["episodes_by_type"][task_type]), f"{100 * rate:.1f}%")
-    table.add_row("all", str(results["episodes"]), f"{100 * results['success']:.1f}%")
+    low, high = results["success_ci95"]
+    table.add_row("all", str(results["episodes"]), f"{100 * results['success']:.1f}% (95% CI {100 * low:.1f}-{100 * high:.1f})")
     Console().print(table)
-    Console().print(f"score {results['score']:.2f}; mean steps {results['mean_steps']:.1f}; invalid actions "
+    score_low, score_high = results["score_ci95"]
+    Console().print(f"score {results['score']:.2f} (95% CI {score_low:.1f}-{score_high:.1f}); mean steps {results['mean_steps']:.1f}; invalid actions "
                     f"{100 * results['invalid_action_rate']:.1f}%; errors {results['errors']}")
 
 
@@ -406,7 +408,10 @@ def run_cmd(
     except (KeyError, FileExistsError, FloatingPointError, *USER_ERRORS) as error:
         _fail(error)
     for split, result in summary["eval"].items():
-        Console().print(f"{summary['method']} {split}: success {100 * result['success']:.1f}%, score {result['score']:.2f}")
+        ci = result.get("success_ci95"), result.get("score_ci95")  # absent in results written before they were added
+        Console().print(f"{summary['method']} {split}: success {100 * result['success']:.1f}%"
+                        + (f" (95% CI {100 * ci[0][0]:.1f}-{100 * ci[0][1]:.1f})" if ci[0] else "")
+                        + f", score {result['score']:.2f}" + (f" (95% CI {ci[1][0]:.1f}-{ci[1][1]:.1f})" if ci[1] else ""))
     cost = summary["cost"]["total"]
     Console().print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
 

@@ -7,12 +7,15 @@ seeded per turn.
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from prismrl.agent import SamplingConfig, rollout
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
@@ -51,6 +54,28 @@ def choose_tasks(all_tasks: list[str], episodes: int, seed: int) -> list[str]:
     return [order[i % len(order)] for i in range(episodes)]
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate: unlike the normal approximation it stays
+    inside [0, 1] and is not empty at 0 or n successes."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_interval(values: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of a mean over episodes (seeded: the same episodes
+    always give the same interval)."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return (float("nan"), float("nan"))
+    means = data[np.random.default_rng(seed).integers(0, data.size, (resamples, data.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return (float(low), float(high))
+
+
 def summarize(episodes: list[dict]) -> dict:
     """Metrics from episode records (`Episode.to_dict()`)."""
     by_type = defaultdict(list)
@@ -61,7 +86,9 @@ def summarize(episodes: list[dict]) -> dict:
     return {
         "episodes": n,
         "success": sum(e["won"] for e in episodes) / n,
+        "success_ci95": wilson_interval(sum(e["won"] for e in episodes), n),
         "score": 100.0 * sum(e["reward"] for e in episodes) / n,
+        "score_ci95": tuple(100.0 * x for x in bootstrap_interval([e["reward"] for e in episodes])),
         "mean_steps": steps / n,
         "invalid_action_rate": sum(e["invalid_actions"] for e in episodes) / max(1, steps),
         "errors": sum(e["error"] is not None for e in episodes),
