@@ -14,7 +14,7 @@ from prismrl.data.schema import Trajectory
 from prismrl.models import load_model
 from prismrl.probe.probe import sft_loss
 from prismrl.train.sft import (SFTTrainConfig, build_trainer, encode_all, heldout_loss, score_labelled_positions_only,
-                               to_dataset, train_sft)
+                               to_dataset, train_sft, uses_checkpointing)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,16 @@ def test_labelled_positions_only_head_equals_trls(tmp_path):
     assert ours.is_top1.tolist() == trl.is_top1.tolist()
     for name, grad in trl_grads.items():
         torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-7)
+
+
+def test_gradient_checkpointing_by_default_only_for_large_micro_batches():
+    def cfg(**kw):
+        return SFTTrainConfig(data="d", **kw)
+
+    assert not uses_checkpointing(cfg(batch_size=1, max_length=3072))  # the small WebShop config: 6.3 GB without
+    assert uses_checkpointing(cfg(batch_size=4, max_length=2048))  # 18.1 GB without, 6.1 GB with
+    assert not uses_checkpointing(cfg(batch_size=4, max_length=2048, gradient_checkpointing=False))  # explicit wins
+    assert uses_checkpointing(cfg(batch_size=1, max_length=512, gradient_checkpointing=True))
 
 
 def test_sft_learns_the_template(files, tmp_path):
