@@ -27,4 +27,4 @@ def test_summary_reports_both_intervals():
     summary = summarize(episodes)
     assert summary["success"] == 3 / 8 and summary["success_ci95"] == wilson_interval(3, 8)
     low, high = summary["score_ci95"]
-    assert low <= summary["score"] == pytest.approx(100 * (3 + 5 * 0.25) / 8) <= high
+    assert summary["score"] == pytest.approx(100 * (3 + 5 * 0.25) / 8) and low <= summary["score"] <= high

@@ -1,0 +1,82 @@
+"""What the agent did in the WebShop episodes it did not win, read from an evaluation's transcripts,
+with the evaluation's success and score and their 95 % intervals (`prismrl.evaluate.summarize`).
+
+    python scripts/failure_modes.py runs/x/eval/test/episodes.jsonl [--examples 2]
+
+Each episode falls in the first bucket that fits:
+- won;
+- bought, partial reward: it clicked `buy now` on a product that misses some attribute, option or
+  the price (the mean reward says how close it came);
+- invalid actions: most turns' replies held no well-formed action;
+- stuck in a loop: the same action three times in a row and never bought;
+- opened a product, never bought: reached a product page but ran out of turns;
+- never opened a product: searched (maybe paged) but clicked no product;
+- environment error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from prismrl.evaluate import summarize
+
+ACTION = re.compile(r"Action:\s*((?:search|click)\[.*?\])", re.IGNORECASE | re.DOTALL)
+PRODUCT = re.compile(r"click\[b0[0-9a-z]{8}\]", re.IGNORECASE)
+
+
+def actions(episode: dict) -> list[str]:
+    found = []
+    for message in episode["messages"]:
+        if message["role"] == "assistant":
+            match = ACTION.search(message["content"])
+            found.append(match.group(1).strip().lower() if match else "<no action>")
+    return found
+
+
+def bucket(episode: dict) -> str:
+    if episode.get("error"):
+        return "environment error"
+    if episode["won"]:
+        return "won"
+    taken = actions(episode)
+    if "click[buy now]" in taken:
+        return "bought, partial reward"
+    if episode["invalid_actions"] * 2 > max(1, episode["steps"]):
+        return "invalid actions"
+    if any(taken[i] == taken[i + 1] == taken[i + 2] for i in range(len(taken) - 2)):
+        return "stuck in a loop"
+    if any(PRODUCT.fullmatch(a) for a in taken):
+        return "opened a product, never bought"
+    return "never opened a product"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("episodes", type=Path)
+    parser.add_argument("--examples", type=int, default=0, help="print this many action sequences per bucket")
+    args = parser.parse_args()
+    episodes = [json.loads(line) for line in args.episodes.read_text().splitlines() if line.strip()]
+    counts = Counter(bucket(e) for e in episodes)
+    n = len(episodes)
+    summary = summarize(episodes)
+    (s_low, s_high), (r_low, r_high) = summary["success_ci95"], summary["score_ci95"]
+    print(f"{args.episodes}: {n} episodes; success {100 * summary['success']:.1f} % (95 % CI {100 * s_low:.1f}-"
+          f"{100 * s_high:.1f}), score {summary['score']:.1f} (95 % CI {r_low:.1f}-{r_high:.1f}), invalid actions "
+          f"{100 * summary['invalid_action_rate']:.1f} %, mean turns {summary['mean_steps']:.2f}")
+    print("\n| outcome | episodes | share | mean reward | mean turns |\n|---|---:|---:|---:|---:|")
+    for name, count in counts.most_common():
+        group = [e for e in episodes if bucket(e) == name]
+        print(f"| {name} | {count} | {100 * count / n:.1f} % | {sum(e['reward'] for e in group) / count:.3f} | "
+              f"{sum(e['steps'] for e in group) / count:.1f} |")
+    for name in counts:
+        group = [e for e in episodes if bucket(e) == name][: args.examples]
+        for e in group:
+            print(f"\n{name} — {e['task_id']} (reward {e['reward']:.3f}):\n  " + "\n  ".join(actions(e)))
+
+
+if __name__ == "__main__":
+    main()
