@@ -82,7 +82,8 @@ def previous_run_message(path: Path, phase: str) -> str | None:
     where = f"at {beat['step']}" if beat.get("step") is not None else "before its first progress report"
     message = (
         f"the previous {phase} run in {path.parent} (pid {beat.get('pid')}) stopped {where}, {minutes:.0f} min after "
-        f"it started, without finishing and without an error: it was killed (SIGKILL). Its resident memory had "
+        f"it started, without finishing and without an error: it was killed (SIGKILL, or a signal such as SIGTERM "
+        f"that Python does not catch). Its resident memory had "
         f"reached {peak:.1f} GB" + (f" of this machine's {machine:.0f} GB" if machine else "") + ", so the kernel's "
         f"OOM killer is the likely cause (`dmesg` or `journalctl -k` shows 'Killed process {beat.get('pid')}'). "
         f"Resuming from the last checkpoint; if it happens again lower the batch size or max_length, or turn on "
