@@ -27,9 +27,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from probe_bench import _PeakRss  # the same 2 ms resident-memory sampler (MB); benchmarks/ is on sys.path
 
 ROWS = {
     # name: (kind, batch_size, grad_accum, labelled_only, checkpointing, lora)
@@ -43,29 +44,6 @@ ROWS = {
     "mem-labelled+ckpt": ("sft", 4, 1, True, True, False),
 }
 DEFAULT_ROWS = "probe,trl,labelled,labelled+ckpt,lora,mem-labelled,mem-labelled+ckpt"
-
-
-def _rss_gb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-
-
-class _PeakRss:
-    """Peak resident memory while the block runs, sampled every 5 ms from a thread."""
-
-    def __enter__(self) -> _PeakRss:
-        self.peak, self._stop = _rss_gb(), threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_gb())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def make_data(path: Path, n: int) -> None:
@@ -98,7 +76,7 @@ def probe_worker(args, pairs) -> dict:
             for pair in pairs[: args.probe_n]:
                 probe([pair])
             seconds = time.perf_counter() - started
-    return {"seconds": seconds, "tokens": sum(len(ids) for ids, _ in pairs[: args.probe_n]), "peak_gb": rss.peak}
+    return {"seconds": seconds, "tokens": sum(len(ids) for ids, _ in pairs[: args.probe_n]), "peak_gb": rss.peak / 1024}
 
 
 def sft_worker(args, pairs, row) -> dict:
@@ -134,7 +112,7 @@ def sft_worker(args, pairs, row) -> dict:
             trainer.train()
         counts = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
     tokens = counts[-1] - counts[0]  # the timed steps' tokens (num_tokens is cumulative)
-    return {"seconds": sum(times[1:]), "tokens": tokens, "peak_gb": rss.peak, "step_seconds": times}
+    return {"seconds": sum(times[1:]), "tokens": tokens, "peak_gb": rss.peak / 1024, "step_seconds": times}
 
 
 def main(argv: list[str] | None = None) -> None:
