@@ -58,8 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("episodes", type=Path)
     parser.add_argument("--examples", type=int, default=0, help="print this many action sequences per bucket")
+    parser.add_argument("--first", type=int, default=None, help="only the first N episodes (the first N goals)")
     args = parser.parse_args()
-    episodes = [json.loads(line) for line in args.episodes.read_text().splitlines() if line.strip()]
+    episodes = [json.loads(line) for line in args.episodes.read_text().splitlines() if line.strip()][: args.first]
     counts = Counter(bucket(e) for e in episodes)
     n = len(episodes)
     summary = summarize(episodes)
