@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import LogitsProcessorList
 
+from prismrl.decoding import NucleusWarper, gqa_prefill
 from prismrl.envs.base import prompt_module
 from prismrl.envs.react import parse_action
 
@@ -117,12 +119,16 @@ def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig,
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
     sampling = config.temperature > 0
-    output = model.generate(
-        input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens,
-        do_sample=sampling, temperature=config.temperature if sampling else None, top_p=config.top_p if sampling else None,
-        top_k=0 if sampling else None, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
-        **({} if cache is None else {"cache": cache}),
-    )
+    # temperature and top-p by NucleusWarper (same kept tokens, no full-vocabulary sort per step);
+    # transformers' own warpers are switched off with the neutral 1.0s
+    warpers = LogitsProcessorList([NucleusWarper(config.temperature, config.top_p)] if sampling else [])
+    with gqa_prefill(model):
+        output = model.generate(
+            input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens,
+            do_sample=sampling, temperature=1.0 if sampling else None, top_p=1.0 if sampling else None,
+            top_k=0 if sampling else None, logits_processor=warpers, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+            **({} if cache is None else {"cache": cache}),
+        )
     replies = []
     for row in output[:, width:].tolist():
         end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
