@@ -43,7 +43,7 @@ def transformers_generate(model, tokenizer, prompts, config, generator_seed=None
     output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens, do_sample=True,
                             temperature=config.temperature, top_p=config.top_p, top_k=0, eos_token_id=tokenizer.eos_token_id,
                             pad_token_id=tokenizer.pad_token_id, cache=cache)
-    return [row for row in output[:, width:].tolist()]
+    return output[:, width:].tolist()
 
 
 def real_text(tokenizer, length: int) -> list[int]:
