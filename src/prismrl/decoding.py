@@ -1,15 +1,16 @@
 """Two costs of transformers' sampling loop on a CPU that do not change what is sampled.
 
-Measured on 2 cores, SmolLM2-135M, batch 16 with ~2.5k cached tokens (`benchmarks/decode_bench.py`):
+Measured on 2 cores, SmolLM2-135M, batch 16 with ~2.5k cached tokens (`benchmarks/decode_bench.py`,
+`benchmarks/decode_kernels_bench.py`):
 
 * Nucleus sampling: `TopPLogitsWarper` sorts the whole 49k vocabulary of every row at every step
-  (~60 ms of a ~0.5 s decode step). The nucleus is almost always a few hundred tokens, so
+  (~57 ms of a ~0.5 s decode step). A peaked distribution's nucleus is far smaller than that, so
   `NucleusWarper` takes the top `candidates` first and only sorts everything when they do not
   reach `top_p` (then over the whole sorted vocabulary, as transformers does).
 * Grouped-query attention over a cache with several new tokens (every turn's observation):
   transformers' SDPA path copies the keys/values once per query-head group (`repeat_kv`,
-  ~110 ms per layer at 20 new tokens over ~2.5k cached) because its CUDA kernels cannot take a
-  mask with `enable_gqa`; torch's CPU kernels can (~35 ms, same result). `gqa_prefill(model)`
+  ~118 ms per layer at 20 new tokens over ~2.8k cached) because its CUDA kernels cannot take a
+  mask with `enable_gqa`; torch's CPU kernels can (~40 ms, same result). `gqa_prefill(model)`
   switches a model to that attention for a block. One-token decode steps keep transformers' path
   (it already folds the head groups into the query, and `enable_gqa` is slower there).
 """
