@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from prismrl.data.format import DEFAULT_MAX_LENGTH
 from prismrl.fileio import atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT
 
@@ -22,7 +23,7 @@ class RouteConfig:
     data: str = ""  # trajectory file (JSONL, ShareGPT/ETO/AgentGym JSON) or saved HF dataset folder
     out: str = ""  # run folder; every output goes here
     model: str = BUILTIN_DEFAULT
-    max_length: int = 1024  # uniform context length for the whole run (paper: per environment)
+    max_length: int = DEFAULT_MAX_LENGTH  # uniform context length for the whole run (paper: per environment)
     dtype: str = "float32"
     device: str | None = None
     trust_remote_code: bool = False
@@ -62,23 +63,36 @@ def resolve(cls: type[T], config_file: str | Path | None = None, overrides: list
 
 
 def build(cls: type[T], values: dict[str, Any], section: str = "") -> T:
-    """`cls(**values)` with unknown options named and YAML's number strings read as numbers."""
+    """`cls(**values)` with unknown options named and every value checked against its field's type."""
     types = {f.name: str(f.type) for f in fields(cls)}
     unknown = sorted(set(values) - set(types))
+    where = f" in {section}:" if section else ""
     if unknown:
-        where = f" in {section}:" if section else ""
         raise ValueError(f"unknown config option(s){where} {', '.join(unknown)}; known: {', '.join(sorted(types))}")
-    return cls(**{key: _as_float_if_meant(types[key], key, value) for key, value in values.items()})
+    return cls(**{key: _typed(types[key], f"{section}.{key}" if section else key, value) for key, value in values.items()})
 
 
-def _as_float_if_meant(annotation: str, key: str, value: Any) -> Any:
-    """PyYAML reads `1e-6` (no dot: YAML 1.1) as a string; a float field means a number."""
-    if not (isinstance(value, str) and "float" in annotation):
+def _typed(annotation: str, key: str, value: Any) -> Any:
+    """The value as its field's type means it, or an error naming the option: YAML reads `1e-6`
+    (no dot: YAML 1.1) as a string, and `max_length: abc` would otherwise fail deep in a phase."""
+    kinds = {part.strip() for part in annotation.split("|")}
+    if value is None or not kinds & {"int", "float", "bool"}:
         return value
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"config option {key}: expected a number, got {value!r}") from None
+    if "bool" in kinds and isinstance(value, bool):
+        return value
+    if "float" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if "int" in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if "float" in kinds and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if "int" in kinds and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    expected = "a number" if "float" in kinds else "an integer" if "int" in kinds else "true or false"
+    raise ValueError(f"config option {key}: expected {expected}, got {value!r}")
 
 
 def save(config: Any, path: str | Path) -> None:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from prismrl.data.schema import Trajectory
 
 IGNORE_INDEX = -100
+# Long enough for every trajectory the project generates (WebShop-synthetic up to ~3k tokens with
+# the ReAct prompt): a default that cut them would probe and train on their last turns only.
+DEFAULT_MAX_LENGTH = 4096
 
 
 class CannotEncode(ValueError):
