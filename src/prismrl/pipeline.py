@@ -6,14 +6,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prismrl import config as config_io
 from prismrl.config import RouteConfig
 from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.fileio import atomic_write_json, read_jsonl_prefix
-from prismrl.probe.probe import META_FILE, PROBE_FILE, ProbeSummary, run_probe
+from prismrl.probe.probe import META_FILE, PROBE_FILE, ProbeMismatch, ProbeSummary, run_probe
 from prismrl.report.split import write_route_report
 from prismrl.route import Split, route
 
@@ -25,35 +25,73 @@ class RouteResult:
     n_skipped: int
     n_truncated: int
     out_dir: Path
+    n_total: int  # trajectories probed (flagged included)
+    max_length: int | None  # the probe's context length
+    probe: ProbeSummary | None = None  # this run's probe; None: reused from probe_dir
+    probe_dir: Path | None = None
+
+
+def check(cfg: RouteConfig) -> None:
+    """Every option, before a model is loaded or a file written: a typo found after the probe
+    costs the probe, and a half-made folder refuses the corrected rerun."""
+    from prismrl.models import resolve_dtype
+    from prismrl.probe.metrics import METRICS, NORMALIZATIONS
+    from prismrl.route import ROUTERS
+
+    if not cfg.data:
+        raise ValueError("no trajectories given: --data FILE (a trajectory file or a saved HF dataset folder)")
+    if not cfg.out:
+        raise ValueError("no output folder given: --out DIR")
+    if cfg.max_length is not None and cfg.max_length < 1:
+        raise ValueError(f"--max-length must be a positive number of tokens, got {cfg.max_length}")
+    if cfg.batch_tokens is not None and cfg.batch_tokens < 1:
+        raise ValueError(f"--batch-tokens must be a positive number of tokens, got {cfg.batch_tokens}")
+    resolve_dtype(cfg.dtype)
+    if cfg.router not in ROUTERS:
+        raise ValueError(f"unknown router {cfg.router!r}; use one of {', '.join(ROUTERS)}")
+    if cfg.metric not in METRICS:
+        raise ValueError(f"unknown metric {cfg.metric!r}; use one of {', '.join(METRICS)}")
+    if cfg.normalize not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {cfg.normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
+    if not 0 <= cfg.rl_share <= 1:
+        raise ValueError(f"--rl-share is the fraction routed to RL, within [0, 1]; got {cfg.rl_share}")
 
 
 def _load_inputs(cfg: RouteConfig):
-    """Trajectories (+ skipped invalid ones), with the resolved config saved into the run folder."""
+    """Trajectories and the invalid ones skipped (as dicts); writes nothing."""
     trajectories, skipped = load_trajectories(cfg.data, skip_invalid=cfg.skip_invalid)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config_io.save(cfg, out / "config.yaml")
-    atomic_write_json(out / "skipped.json", [s.to_dict() for s in skipped])
+    if not trajectories:
+        raise ValueError(f"{cfg.data}: no valid trajectories ({len(skipped)} invalid, skipped)")
     return trajectories, [s.to_dict() for s in skipped]
 
 
-def _probe(cfg: RouteConfig, trajectories) -> ProbeSummary:
+def _save_inputs(cfg: RouteConfig, skipped: list[dict]) -> None:
+    """The resolved config and the skipped records, written once the run is known to go ahead."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_io.save(cfg, out / "config.yaml")
+    atomic_write_json(out / "skipped.json", skipped)
+
+
+def _probe(cfg: RouteConfig, trajectories, skipped: list[dict]) -> ProbeSummary:
     from prismrl.models import load_model
     from prismrl.probe import distributed
 
-    device = distributed.init_from_env(cfg.device)  # under torchrun / accelerate launch: join the group
+    device = distributed.init_from_env(cfg.device)  # under torchrun / accelerate: join the group
     try:
         model, tokenizer, name = load_model(cfg.model, cfg.dtype, device, cfg.trust_remote_code)
         return run_probe(model, tokenizer, trajectories, cfg.out, name, cfg.max_length, cfg.dtype,
-                         batch_tokens=cfg.batch_tokens, gradient_checkpointing=cfg.gradient_checkpointing)
+                         batch_tokens=cfg.batch_tokens, gradient_checkpointing=cfg.gradient_checkpointing,
+                         on_start=lambda: _save_inputs(cfg, skipped))
     finally:
         distributed.finish()
 
 
 def probe(cfg: RouteConfig) -> tuple[ProbeSummary, list[dict]]:
     """Stage I only: probe.jsonl + probe_meta.json in cfg.out."""
+    check(cfg)
     trajectories, skipped = _load_inputs(cfg)
-    return _probe(cfg, trajectories), skipped
+    return _probe(cfg, trajectories, skipped), skipped
 
 
 def read_probe(probe_dir: str | Path) -> tuple[list[dict], dict]:
@@ -66,6 +104,14 @@ def read_probe(probe_dir: str | Path) -> tuple[list[dict], dict]:
     return read_jsonl_prefix(probe_path), json.loads(meta_path.read_text())
 
 
+def _check_complete(records: list[dict], trajectories, probe_dir) -> None:
+    probed = {r["id"] for r in records}
+    missing = [t.id for t in trajectories if t.id not in probed]
+    if missing:
+        raise ProbeMismatch(f"{probe_dir}: the probe has no result for {len(missing)} of the {len(trajectories)} trajectories "
+                            f"(e.g. {missing[0]!r}); run `prism probe` with the same --data and --out to finish it")
+
+
 def probe_and_route(cfg: RouteConfig) -> RouteResult:
     """Stages I–III: probe (or reuse cfg.probe), score, route, write halves + split.json + report."""
     from prismrl.probe.distributed import launched_world_size
@@ -73,17 +119,22 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     if launched_world_size() > 1:
         raise ValueError("only `prism probe` runs across processes: probe with torchrun/accelerate, "
                          "then `prism route --probe DIR` in one process")
+    check(cfg)
     out = Path(cfg.out)
     trajectories, skipped = _load_inputs(cfg)
-    if not cfg.probe:
-        _probe(cfg, trajectories)
-    records, meta = read_probe(cfg.probe or out)
+    summary = None
+    if cfg.probe:
+        records, meta = read_probe(cfg.probe)
+        # config.yaml then says what the reused probe was made with, not the defaults.
+        cfg = replace(cfg, model=meta["model"], max_length=meta["max_length"], dtype=meta["dtype"])
+        _check_complete(records, trajectories, cfg.probe)
+        _save_inputs(cfg, skipped)
+    else:
+        summary = _probe(cfg, trajectories, skipped)
+        records, meta = read_probe(out)
+        _check_complete(records, trajectories, out)
 
     by_id = {t.id: t for t in trajectories}
-    probed = {r["id"] for r in records}
-    missing = [t.id for t in trajectories if t.id not in probed]
-    if missing:
-        raise RuntimeError(f"the probe has no result for {len(missing)} trajectories (e.g. {missing[0]!r}); rerun `prism probe` to finish it")
     records = [r for r in records if r["id"] in by_id]
     flagged = {r["id"]: r["flag"] for r in records if r.get("flag")}
     valid = [r for r in records if not r.get("flag")]
@@ -94,4 +145,5 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     atomic_write_json(out / "split.json", {**split.to_dict(), "normalization": cfg.normalize, "excluded": {**flagged, **split.excluded}})
     n_truncated = sum(bool(r.get("truncated")) for r in records)
     write_route_report(out, split, valid, meta, cfg.normalize, flagged, skipped, n_truncated)
-    return RouteResult(split, len(flagged), len(skipped), n_truncated, out)
+    return RouteResult(split, len(flagged), len(skipped), n_truncated, out, len(records), meta["max_length"], summary,
+                       Path(cfg.probe) if cfg.probe else out)

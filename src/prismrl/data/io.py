@@ -90,7 +90,10 @@ def load_trajectories(path: str | Path, skip_invalid: bool = False) -> tuple[lis
     trajectories: list[Trajectory] = []
     skipped: list[Skipped] = []
     first_seen: dict[str, str] = {}
-    for where, raw in _records(path):
+    records = _records(path)
+    if not records:
+        raise InvalidTrajectory(str(path), "holds no trajectories")
+    for where, raw in records:
         try:
             if isinstance(raw, InvalidTrajectory):
                 raise raw

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import prismrl
-from prismrl.data.format import IGNORE_INDEX, CannotEncode, Encoded, encode
+from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.schema import Trajectory
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.probe.units import find_units
@@ -137,12 +138,13 @@ def _check_resumable(out_dir: Path, meta: dict) -> None:
 
 def _unencodable_record(trajectory: Trajectory, error: CannotEncode) -> dict:
     return {"id": trajectory.id, "task_id": trajectory.task_id, "n_tokens": None, "n_response_tokens": 0, "truncated": True,
-            "loss": None, "norms": None, "flag": str(error)}
+            "n_dropped_turns": None, "loss": None, "norms": None, "flag": str(error)}
 
 
 def _result_record(trajectory: Trajectory, encoded: Encoded, loss: float, norms: list[float], units) -> dict:
     record = {"id": trajectory.id, "task_id": trajectory.task_id, "n_tokens": encoded.n_tokens,
-              "n_response_tokens": encoded.n_response_tokens, "truncated": encoded.truncated}
+              "n_response_tokens": encoded.n_response_tokens, "truncated": encoded.truncated,
+              "n_dropped_turns": encoded.n_dropped_turns}
     if not math.isfinite(loss):
         return {**record, "loss": None, "norms": None, "flag": "non-finite loss"}
     if not all(math.isfinite(n) for n in norms):
@@ -185,13 +187,14 @@ def run_probe(
     trajectories: list[Trajectory],
     out_dir: str | Path,
     model_name: str,
-    max_length: int | None = 1024,
+    max_length: int | None = DEFAULT_MAX_LENGTH,
     dtype: str = "float32",
     progress: bool = True,
     batch_tokens: int | None = None,
     gradient_checkpointing: bool = False,
     norm_method: str = "auto",
     window: int = 64,
+    on_start: Callable[[], None] | None = None,
 ) -> ProbeSummary:
     """Probe every trajectory into `out_dir/probe.jsonl`, resuming where a previous run stopped.
 
@@ -205,14 +208,14 @@ def run_probe(
     Launched by torchrun / accelerate (torch.distributed initialised, world size > 1), ranks share
     the batches (fixed by the input and settings alone, so every number is the one a single
     process computes), each appends to probe.rank{r}.jsonl, and rank 0 merges them into
-    probe.jsonl in input order."""
+    probe.jsonl in input order. `on_start` runs (on rank 0) once the folder is known to accept
+    this probe, before anything is written there but probe_meta.json."""
     from prismrl.probe import distributed
     from prismrl.probe.batched import BatchedProbe, plan_batches
 
     if batch_tokens is not None and batch_tokens < 1:
         raise ValueError(f"--batch-tokens must be a positive number of tokens, got {batch_tokens}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = distributed.rank_and_world()
     batched = bool(batch_tokens) or gradient_checkpointing
     probe = BatchedProbe(model, norm_method, gradient_checkpointing) if batched else GradientProbe(model)
@@ -220,7 +223,6 @@ def run_probe(
     _check_resumable(out_dir, meta)
     meta.update(batch_tokens=batch_tokens, gradient_checkpointing=gradient_checkpointing, world_size=world)
     if rank == 0:
-        atomic_write_json(out_dir / META_FILE, meta)
         for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
             read_jsonl_prefix(path)  # drops a torn last line before anyone reads or appends
     distributed.barrier()
@@ -233,6 +235,13 @@ def run_probe(
     stale = set(done) - wanted
     if stale:
         raise ProbeMismatch(f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out")
+    # Only now is the folder known to take this probe: a refused resume leaves it as it was.
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / META_FILE, meta)
+        if on_start:
+            on_start()
+    distributed.barrier()
     n_todo = sum(t.id not in done for t in trajectories)
     summary = ProbeSummary(n_total=len(trajectories), n_resumed=len(done))
     start = time.perf_counter()
@@ -313,7 +322,9 @@ class _progress:
 
     def __enter__(self) -> "_progress":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            from prismrl.progress import Progress
 
             self._bar = Progress(
                 TextColumn("probe"), BarColumn(), MofNCompleteColumn(),
