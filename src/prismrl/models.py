@@ -13,8 +13,10 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -205,7 +207,35 @@ def model_folder(spec: str) -> str:
         return str(builtin_smollm2_folder())
     if spec.startswith("builtin:"):
         raise ModelNotAvailable(f"unknown built-in model {spec!r}; the built-in is {BUILTIN_DEFAULT}")
+    _check_reachable(spec)
     return spec
+
+
+def _check_reachable(spec: str) -> None:
+    """Fail at once, and say why, for a model that is neither a folder here nor in the Hugging Face
+    cache when the Hub cannot be reached: transformers retries for ~50 s, then reports a failed
+    connection that reads like a network fault rather than "this machine is offline"."""
+    if Path(spec).expanduser().exists():
+        return
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelNotAvailable(f"cannot load model {spec!r}: no such folder")
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        if isinstance(try_to_load_from_cache(spec, "config.json"), str):
+            return
+    except HFValidationError:
+        raise ModelNotAvailable(f"cannot load model {spec!r}: not a folder here and not a Hugging Face model id") from None
+    hint = f"give a local folder with config.json and weights, or {BUILTIN_DEFAULT}"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelNotAvailable(f"cannot load model {spec!r}: it is neither a folder here nor in the local Hugging Face cache, and HF_HUB_OFFLINE is set; {hint}")
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)), timeout=5).close()
+    except OSError:
+        raise ModelNotAvailable(f"cannot load model {spec!r}: it is neither a folder here nor in the local Hugging Face cache, and {endpoint.hostname} "
+                                f"cannot be reached from this machine (offline?); {hint}") from None
 
 
 def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str | None = None, trust_remote_code: bool = False):
