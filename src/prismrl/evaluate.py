@@ -112,7 +112,7 @@ def _finished_batches(path: Path, batch_sizes: dict[int, int]) -> list[dict]:
 
 
 def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True) -> dict:
-    from rich.progress import Progress
+    from prismrl.progress import Progress
 
     from prismrl.envs.base import agent_env_config, make
     from prismrl.envs.pool import EnvPool

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from prismrl.config import build
+from prismrl.data.format import DEFAULT_MAX_LENGTH
 from prismrl.fileio import atomic_write_json, atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT, count_parameters
 
@@ -72,7 +73,7 @@ class RunConfig:
     dtype: str = "float32"
     device: str | None = None
     n_workers: int = 0  # env worker processes for rollouts (0: in-process)
-    probe: dict = field(default_factory=lambda: {"max_length": 1024, "normalize": "none"})
+    probe: dict = field(default_factory=lambda: {"max_length": DEFAULT_MAX_LENGTH, "normalize": "none"})
     route: dict = field(default_factory=lambda: {"rl_share": 0.5})
     pass_rate: dict = field(default_factory=lambda: {"k": 4, "temperature": 1.0})
     # The agent's context, set once and shared by RL, evaluation and the pass-rate rollouts, so the
@@ -213,7 +214,7 @@ def _route(cfg: RunConfig, plan: Plan, expert: Path, out: Path) -> Path:
         tokenizer = load_tokenizer(cfg.model)
         for t in trajectories:
             try:
-                encode(t, tokenizer, cfg.probe.get("max_length", 1024))
+                encode(t, tokenizer, cfg.probe.get("max_length", DEFAULT_MAX_LENGTH))
             except CannotEncode as error:
                 excluded[t.id] = str(error)
     kept = [t for t in trajectories if t.id not in excluded]
@@ -232,7 +233,7 @@ def _route(cfg: RunConfig, plan: Plan, expert: Path, out: Path) -> Path:
     else:
         route_cfg = RouteConfig(data=str(expert), out=str(route_dir), model=cfg.model, dtype=cfg.dtype, device=cfg.device,
                                 router=plan.router, metric=plan.metric, seed=cfg.seed, rl_share=rl_share,
-                                max_length=cfg.probe.get("max_length", 1024), normalize=cfg.probe.get("normalize", "none"))
+                                max_length=cfg.probe.get("max_length", DEFAULT_MAX_LENGTH), normalize=cfg.probe.get("normalize", "none"))
         with ledger.phase("probe", out, count_parameters(cfg.model)) as cost:
             probe_and_route(route_cfg)
             probed = [json.loads(line) for line in (route_dir / "probe.jsonl").read_text().splitlines()]
@@ -247,7 +248,7 @@ def _sft(cfg: RunConfig, data: Path, out: Path) -> str:
     sft_dir = out / "sft"
     if (sft_dir / "final" / "config.json").exists():
         return str(sft_dir / "final")
-    options = {"max_length": cfg.probe.get("max_length", 1024), **cfg.sft}
+    options = {"max_length": cfg.probe.get("max_length", DEFAULT_MAX_LENGTH), **cfg.sft}
     sft_cfg = build(SFTTrainConfig, {"model": cfg.model, "data": str(data), "out": str(sft_dir), "seed": cfg.seed,
                                      "dtype": cfg.dtype, "device": cfg.device, "resume": True, **options}, "sft")
     with ledger.phase("sft", out, count_parameters(cfg.model)) as cost:

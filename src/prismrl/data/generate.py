@@ -54,7 +54,7 @@ def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dic
     Resumable: tasks already in `out` are skipped, so a rerun after a crash continues. A task
     whose engine raises is reported by id and the run goes on.
     """
-    from rich.progress import Progress
+    from prismrl.progress import Progress
 
     from prismrl.envs.base import make
     from prismrl.fileio import JsonlAppender, read_jsonl_prefix

@@ -346,7 +346,7 @@ def mixed_precision(dtype: str, device: torch.device):
 
 def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     """Run GRPO for `total_steps(cfg)` steps, resuming from the latest checkpoint in cfg.out."""
-    from rich.progress import Progress
+    from prismrl.progress import Progress
 
     from prismrl.envs.base import agent_env_config
     from prismrl.envs.pool import EnvPool

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from prismrl.data.format import IGNORE_INDEX, CannotEncode, Encoded, encode
+from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.io import load_trajectories
 from prismrl.data.schema import Trajectory
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
@@ -62,7 +62,7 @@ class SFTTrainConfig:
     model: str = BUILTIN_DEFAULT  # spec for `prismrl.models.load_model`
     data: str = ""  # trajectory file (D_SFT)
     out: str = "runs/sft"
-    max_length: int = 1024  # formatter's context length: over-long trajectories lose oldest turns
+    max_length: int = DEFAULT_MAX_LENGTH  # formatter's context length: over-long trajectories lose oldest turns
     epochs: float = 3.0
     max_steps: int = -1  # > 0 overrides epochs
     lr: float = 1e-5
