@@ -17,23 +17,30 @@ from prismrl.probe.probe import ProbeMismatch
 from prismrl.probe.units import NoUnitsFound
 from prismrl.threads import use_threads
 
-app = typer.Typer(help="PRISM: route expert trajectories to SFT or RL by gradient concentration.", no_args_is_help=True, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Validate, convert and generate trajectory files.", no_args_is_help=True)
+# Click's plain help: the rich layout cut long option names and showed every flag as taking <bool>.
+HELP = {"no_args_is_help": True, "rich_markup_mode": None, "context_settings": {"max_content_width": 120}}
+app = typer.Typer(help="PRISM: route expert trajectories to SFT or RL by gradient concentration.", pretty_exceptions_enable=False, **HELP)
+data_app = typer.Typer(help="Validate, convert and generate trajectory files.", **HELP)
 app.add_typer(data_app, name="data")
-env_app = typer.Typer(help="Environment instances: generate ALFWorld-procedural games.", no_args_is_help=True)
+env_app = typer.Typer(help="Environment instances: generate ALFWorld-procedural games.", **HELP)
 app.add_typer(env_app, name="env")
-console = Console(stderr=True)
+# soft_wrap: in a log or a pipe rich would break every line at 80 columns, errors included.
+console = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
 
 # Errors a user can fix from the message alone: printed as one line, exit code 2.
 USER_ERRORS = (InvalidTrajectory, FileNotFoundError, ModelNotAvailable, ProbeMismatch, NoUnitsFound, CannotEncode, ValueError)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it")
 ModelOpt = typer.Option(None, help="HF id, local folder, builtin:smollm2-135m (default) or tiny[:seed]")
-MaxLenOpt = typer.Option(None, "--max-length", help="uniform context length; longer trajectories lose their oldest turns")
+MaxLenOpt = typer.Option(None, "--max-length", help=f"uniform context length in tokens; longer trajectories lose their oldest turns (default {RouteConfig.max_length})")
 SkipOpt = typer.Option(None, "--skip-invalid/--strict", help="skip invalid records (listed in the report) instead of failing")
 BatchTokensOpt = typer.Option(None, "--batch-tokens", help="batched exact probe: padded tokens per batch, length-bucketed (default: one trajectory per backward)")
 ThreadsOpt = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: this process's share of the cores)")
-CheckpointOpt = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="probe: recompute layers in the backward to fit long contexts")
+CheckpointOpt = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="probe: recompute layers in the backward to fit long contexts (default off)")
+DtypeOpt = typer.Option(None, metavar="DTYPE", help="weights: float32 (default; CPU), bfloat16, float16 or auto (bfloat16 on a GPU that has it)")
+DeviceOpt = typer.Option(None, metavar="DEVICE", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+RemoteCodeOpt = typer.Option(None, "--trust-remote-code", help="run the model repository's own Python code (some Hugging Face models need it)")
 
 
 def _fail(error: Exception) -> None:
@@ -43,16 +50,23 @@ def _fail(error: Exception) -> None:
 
 def _print_split(result) -> None:
     split = result.split
+    if result.probe is None:
+        stdout.print(f"probe reused from {result.probe_dir}")
+    else:
+        probe = result.probe
+        stdout.print(f"probed {probe.n_probed} of {probe.n_total}, resumed {probe.n_resumed} of {probe.n_total} "
+                     f"from {result.out_dir}/probe.jsonl" + (" (nothing left to probe)" if probe.n_resumed == probe.n_total else ""))
     table = Table(title=f"PRISM split ({split.router}, {split.metric or 'random'}, RL share {split.rl_share:.0%})")
     for column in ("half", "trajectories", "first ids"):
         table.add_column(column)
     for name, ids in (("SFT", split.ids_sft), ("RL", split.ids_rl)):
         table.add_row(name, str(len(ids)), ", ".join(ids[:4]) + (" …" if len(ids) > 4 else ""))
-    Console().print(table)
-    Console().print(
+    stdout.print(table)
+    stdout.print(
         f"threshold {split.threshold}; truncated {result.n_truncated}; flagged {result.n_flagged}; "
         f"skipped {result.n_skipped}\nwrote {result.out_dir}/{{sft.jsonl, rl.jsonl, split.json, report.md, scores.png, layers.png}}"
     )
+    _warn_if_mostly_truncated(result.n_truncated, result.n_total, result.max_length)
 
 
 @app.command()
@@ -61,10 +75,10 @@ def probe(
     out: str = typer.Option(None, help="output folder"),
     model: str = ModelOpt,
     max_length: int = MaxLenOpt,
-    dtype: str = typer.Option(None, help="float32 (CPU default), bfloat16, float16 or auto"),
-    device: str = typer.Option(None),
+    dtype: str = DtypeOpt,
+    device: str = DeviceOpt,
     skip_invalid: bool = SkipOpt,
-    trust_remote_code: bool = typer.Option(None, "--trust-remote-code"),
+    trust_remote_code: bool = RemoteCodeOpt,
     batch_tokens: int = BatchTokensOpt,
     gradient_checkpointing: bool = CheckpointOpt,
     config: Path = ConfigOpt,
@@ -85,12 +99,20 @@ def probe(
         _fail(error)
     if launched_rank() != 0:  # under torchrun / accelerate: rank 0 reports for the run
         return
-    Console().print(
+    stdout.print(
         f"probed {summary.n_probed} (resumed {summary.n_resumed}) of {summary.n_total} in {summary.seconds:.1f}s; "
         f"truncated {summary.n_truncated}; flagged {len(summary.flagged)}; skipped {len(skipped)} → {cfg.out}/probe.jsonl"
     )
     for ident, why in summary.flagged.items():
         console.print(f"[yellow]flagged[/] {ident}: {why}")
+    _warn_if_mostly_truncated(summary.n_truncated, summary.n_total, cfg.max_length)
+
+
+def _warn_if_mostly_truncated(n_truncated: int, n_total: int, max_length: int | None) -> None:
+    if n_total and 2 * n_truncated > n_total:
+        console.print(f"[yellow]warning:[/] {n_truncated} of {n_total} trajectories are longer than --max-length {max_length} "
+                      "and lost their oldest turns (probe.jsonl: n_dropped_turns): the probe measures their later turns only; "
+                      "raise --max-length to probe them whole")
 
 
 @app.command()
@@ -115,8 +137,8 @@ def score(
     target = Path(out or probe_dir) / "scores.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, table.to_csv(index_label="id"))
-    Console().print(table.describe().loc[["mean", "std", "min", "max"]].round(4).to_string())
-    Console().print(f"wrote {target} ({len(table)} trajectories, {len(records) - len(valid)} flagged left out)")
+    stdout.print(table.describe().loc[["mean", "std", "min", "max"]].round(4).to_string())
+    stdout.print(f"wrote {target} ({len(table)} trajectories, {len(records) - len(valid)} flagged left out)")
 
 
 @app.command("route")
@@ -125,14 +147,14 @@ def route_cmd(
     out: str = typer.Option(None, help="output folder"),
     model: str = ModelOpt,
     probe_dir: str = typer.Option(None, "--probe", help="reuse this folder's probe.jsonl instead of probing"),
-    router: str = typer.Option(None, help="prism, inverse, random, magnitude, loss or length"),
+    router: str = typer.Option(None, help="prism (default), inverse, random, magnitude, loss or length"),
     metric: str = typer.Option(None, help="gini (default), kurtosis or cv"),
-    rl_share: float = typer.Option(None, "--rl-share", help="fraction routed to RL (median split = 0.5)"),
-    normalize: str = typer.Option(None, help="none or sqrt-numel (divide each unit's norm by √numel)"),
-    seed: int = typer.Option(None, help="seed of the random router"),
+    rl_share: float = typer.Option(None, "--rl-share", help="fraction routed to RL, within [0, 1] (default 0.5: the median split)"),
+    normalize: str = typer.Option(None, help="none (default) or sqrt-numel (divide each unit's norm by √numel)"),
+    seed: int = typer.Option(None, help="seed of the random router (default 0)"),
     max_length: int = MaxLenOpt,
-    dtype: str = typer.Option(None),
-    device: str = typer.Option(None),
+    dtype: str = DtypeOpt,
+    device: str = DeviceOpt,
     skip_invalid: bool = SkipOpt,
     batch_tokens: int = BatchTokensOpt,
     gradient_checkpointing: bool = CheckpointOpt,
@@ -144,6 +166,12 @@ def route_cmd(
     from prismrl.pipeline import probe_and_route
 
     try:
+        probing = {"--model": model, "--max-length": max_length, "--dtype": dtype, "--device": device,
+                   "--batch-tokens": batch_tokens, "--gradient-checkpointing": gradient_checkpointing}
+        given = [flag for flag, value in probing.items() if value is not None]
+        if probe_dir and given:
+            raise ValueError(f"{', '.join(given)} describe how to probe; with --probe {probe_dir} the probe is reused "
+                             "as it was made (its probe_meta.json): drop them, or probe again without --probe")
         cfg = resolve(RouteConfig, config, data=data, out=out, model=model, probe=probe_dir, router=router, metric=metric,
                       rl_share=rl_share, normalize=normalize, seed=seed, max_length=max_length, dtype=dtype,
                       device=device, skip_invalid=skip_invalid, batch_tokens=batch_tokens,
@@ -189,7 +217,7 @@ def data_validate(
     for item in skipped:
         console.print(f"[bold red]invalid:[/] {item.where}: {item.reason}")
     n_assistant = sum(sum(m["role"] == "assistant" for m in t.messages) for t in trajectories)
-    Console().print(f"{file}: {len(trajectories)} valid trajectories, {n_assistant} agent turns, {len(skipped)} invalid")
+    stdout.print(f"{file}: {len(trajectories)} valid trajectories, {n_assistant} agent turns, {len(skipped)} invalid")
     if skipped:
         raise typer.Exit(1)
 
@@ -211,7 +239,7 @@ def data_convert(
         _fail(error)
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item.where}: {item.reason}")
-    Console().print(f"wrote {len(trajectories)} trajectories to {target} ({to}); skipped {len(skipped)}")
+    stdout.print(f"wrote {len(trajectories)} trajectories to {target} ({to}); skipped {len(skipped)}")
 
 
 @data_app.command("generate")
@@ -237,7 +265,7 @@ def data_generate(
         _fail(error)
     for task_id, why in report.errors.items():
         console.print(f"[yellow]engine error[/] {task_id}: {why}")
-    Console().print(f"{out}: {report.kept} trajectories; expert lost {len(report.failed)}, engine errors {len(report.errors)}")
+    stdout.print(f"{out}: {report.kept} trajectories; expert lost {len(report.failed)}, engine errors {len(report.errors)}")
     if report.kept < n:
         console.print(f"[yellow]only {report.kept} of {n}: the split has no more tasks the expert wins[/]")
 
@@ -272,7 +300,7 @@ def env_generate(
     split: str = typer.Option("train", help="train, valid_seen (seen floor plans) or valid_unseen (held-out floor plans)"),
     n: int = typer.Option(..., help="number of planner-verified games to keep"),
     out: str = typer.Option(..., help="data folder; games go to OUT/json_2.1.1/SPLIT/ (point ALFWORLD_DATA or data_dir at OUT)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="seed of the generated games"),
     workers: int = typer.Option(1, help="planner processes verifying games in parallel"),
 ):
     """Generate ALFWorld games in the official layout; unsolvable ones are discarded and counted; resumable."""
@@ -284,7 +312,7 @@ def env_generate(
         report = generate_games(split, n, out, seed=seed, workers=workers)
     except USER_ERRORS as error:
         _fail(error)
-    Console().print({k: v for k, v in report.items() if k != "task_ids"})
+    stdout.print({k: v for k, v in report.items() if k != "task_ids"})
 
 
 @app.command()
@@ -309,7 +337,7 @@ def sft(
         _fail(error)
     if summary.get("rank", 0) != 0:
         return  # one report per run, from the main process
-    Console().print(f"SFT done: {summary['steps']} steps, train loss {summary['train_loss']}, "
+    stdout.print(f"SFT done: {summary['steps']} steps, train loss {summary['train_loss']}, "
                     f"eval loss {summary['eval_loss_before']} → {summary['eval_loss_after']}; model in {summary['final_model']}")
 
 
@@ -332,7 +360,7 @@ def rl(
     tasks: str = typer.Option(None, help="the only tasks RL may use: a trajectory file (e.g. rl.jsonl), ids file, or split:NAME"),
     out: str = typer.Option(None, help="output folder (checkpoints, final/, rl_metrics.jsonl)"),
     env_config: str = typer.Option(None, "--env-config", help="YAML mapping or file of environment options"),
-    steps: int = typer.Option(None),
+    steps: int = typer.Option(None, help="optimizer steps (default: the config's epochs over the tasks, tasks_per_step at a time)"),
     config: Path = ConfigOpt,
     overrides: list[str] = SetOpt,
     threads: int = ThreadsOpt,
@@ -351,7 +379,7 @@ def rl(
         summary = train_rl(cfg)
     except (KeyError, FloatingPointError, *USER_ERRORS) as error:
         _fail(error)
-    Console().print(f"RL done at step {summary.get('step')}: reward {summary.get('reward')}, success {summary.get('success')}; "
+    stdout.print(f"RL done at step {summary.get('step')}: reward {summary.get('reward')}, success {summary.get('success')}; "
                     f"model in {summary['final']}")
 
 
@@ -362,7 +390,7 @@ def eval_cmd(
     split: str = typer.Option(None, help="e.g. valid_seen / valid_unseen (ALFWorld), test (WebShop)"),
     episodes: int = typer.Option(None, help="number of episodes (paper: 128)"),
     temperature: float = typer.Option(None, help="sampling temperature (paper: 0.4)"),
-    seed: int = typer.Option(None),
+    seed: int = typer.Option(None, help="seed of the episodes' task order and of sampling (default 0)"),
     out: str = typer.Option(None, help="folder for results.json and episodes.jsonl (transcripts)"),
     env_config: str = typer.Option(None, "--env-config"),
     config: Path = ConfigOpt,
@@ -386,9 +414,9 @@ def eval_cmd(
         table.add_row(task_type, str(results["episodes_by_type"][task_type]), f"{100 * rate:.1f}%")
     low, high = results["success_ci95"]
     table.add_row("all", str(results["episodes"]), f"{100 * results['success']:.1f}% (95% CI {100 * low:.1f}-{100 * high:.1f})")
-    Console().print(table)
+    stdout.print(table)
     score_low, score_high = results["score_ci95"]
-    Console().print(f"score {results['score']:.2f} (95% CI {score_low:.1f}-{score_high:.1f}); mean steps {results['mean_steps']:.1f}; invalid actions "
+    stdout.print(f"score {results['score']:.2f} (95% CI {score_low:.1f}-{score_high:.1f}); mean steps {results['mean_steps']:.1f}; invalid actions "
                     f"{100 * results['invalid_action_rate']:.1f}%; errors {results['errors']}")
 
 
@@ -409,11 +437,11 @@ def run_cmd(
         _fail(error)
     for split, result in summary["eval"].items():
         ci = result.get("success_ci95"), result.get("score_ci95")  # absent in results written before they were added
-        Console().print(f"{summary['method']} {split}: success {100 * result['success']:.1f}%"
+        stdout.print(f"{summary['method']} {split}: success {100 * result['success']:.1f}%"
                         + (f" (95% CI {100 * ci[0][0]:.1f}-{100 * ci[0][1]:.1f})" if ci[0] else "")
                         + f", score {result['score']:.2f}" + (f" (95% CI {ci[1][0]:.1f}-{ci[1][1]:.1f})" if ci[1] else ""))
     cost = summary["cost"]["total"]
-    Console().print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
+    stdout.print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
 
 
 @app.command()
@@ -435,7 +463,7 @@ def export(
             raise ValueError(f"unknown export format {fmt!r}; use llamafactory or verl-agent")
     except USER_ERRORS as error:
         _fail(error)
-    Console().print(f"wrote {target}")
+    stdout.print(f"wrote {target}")
 
 
 @app.command()
@@ -450,7 +478,7 @@ def report(
         compare_runs(run_dirs, out)
     except USER_ERRORS as error:
         _fail(error)
-    Console().print(Path(out, "comparison.md").read_text())
+    stdout.print(Path(out, "comparison.md").read_text())
 
 
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`
