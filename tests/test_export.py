@@ -54,7 +54,7 @@ def test_verl_agent_alfworld_links_only_the_rl_games(tmp_path):
 
     fixture = SHARED / "fixtures" / "alfworld"
     if not fixture.exists():
-        pytest.skip("shared ALFWorld fixture not present")
+        pytest.skip(f"needs {fixture}: one official ALFWorld game, kept in shared/ beside the checkout")
     task = "train/pick_heat_then_place_in_recep-Potato-None-SinkBasin-14/trial_T20190908_231731_054988"
     trajectory = make_trajectory(0)
     trajectory.env, trajectory.task_id = "alfworld", task

@@ -17,7 +17,8 @@ from prismrl.envs.alfworld.prompt import SYSTEM_PROMPT, observation_message  # n
 FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alfworld"
 FIXTURE_TASK = "train/pick_heat_then_place_in_recep-Potato-None-SinkBasin-14/trial_T20190908_231731_054988"
 needs_fixture = pytest.mark.skipif(not (FIXTURE / "json_2.1.1").is_dir(),
-                                   reason="shared/fixtures/alfworld (one official game) is not present")
+                                   reason=f"needs {FIXTURE}/json_2.1.1: one official ALFWorld game, kept in shared/ beside "
+                                          "the checkout (the official data cannot be downloaded here)")
 
 
 def play_expert(env: AlfWorldEnv, task_id: str, limit: int = 50) -> dict:

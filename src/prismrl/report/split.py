@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -86,18 +87,30 @@ def layer_map(records: list[dict], meta: dict) -> np.ndarray:
     return grid
 
 
+def score_bins(values: list[float], threshold: float | None, n_bins: int) -> np.ndarray:
+    """Histogram edges with one edge on the threshold, so that no bar mixes the two halves."""
+    edges = np.histogram_bin_edges(values, bins=n_bins)
+    if threshold is None or not np.isfinite(threshold) or len(set(values)) < 2:
+        return edges  # equal scores: numpy's unit-wide bins around them already read well
+    width = edges[1] - edges[0]
+    low = np.floor((min(values) - threshold) / width)
+    high = max(np.ceil((max(values) - threshold) / width), low + 1)
+    return threshold + width * np.arange(low, high + 1)
+
+
 def plot_scores(split: Split, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     sft = [split.scores[i] for i in split.ids_sft]
     rl = [split.scores[i] for i in split.ids_rl]
     values = sft + rl
-    bins = np.histogram_bin_edges(values, bins=min(40, max(5, len(values) // 3)))
+    bins = score_bins(values, split.threshold, min(40, max(5, len(values) // 3)))
     ax.hist(sft, bins=bins, color="tab:blue", alpha=0.75, label=f"SFT ({len(sft)})")
     ax.hist(rl, bins=bins, color="tab:red", alpha=0.75, label=f"RL ({len(rl)})")
     if split.threshold is not None:
         ax.axvline(split.threshold, color="black", linestyle="--", label=f"threshold {split.threshold:.4g}")
     ax.set_xlabel(split.metric or "random draw")
     ax.set_ylabel("trajectories")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks on small inputs
     ax.set_title(f"router {split.router}, RL share {split.rl_share:.0%}")
     ax.legend()
     atomic_savefig(fig, path)
