@@ -218,3 +218,22 @@ def test_score_bins_put_an_edge_on_the_threshold():
     assert edges[0] <= min(values) and edges[-1] >= max(values)
     assert np.allclose(np.diff(edges), np.diff(edges)[0])
     assert len(score_bins([1.0, 1.0], 1.0, 5)) == 6  # equal scores: the plain edges
+
+
+def test_demo_n_is_checked_first_and_writes_no_input_copy(tmp_path):
+    bad = tmp_path / "bad"
+    result = runner.invoke(app, ["demo", "--out", str(bad), "--model", "tiny", "--n", "0"])
+    assert result.exit_code == 2 and "positive number of trajectories" in result.output, result.output
+    assert not bad.exists()
+    from dataclasses import replace
+
+    from prismrl.data.demo import demo_config
+    from prismrl.pipeline import probe_and_route
+
+    out = tmp_path / "demo"
+    # the tiny test tokenizer spells text out byte by byte: the demo's 512 tokens hold no whole turn
+    result = probe_and_route(replace(demo_config(str(out), "tiny", 3), max_length=8192))
+    assert result.n_total == 3
+    assert len((out / "probe.jsonl").read_text().splitlines()) == 3
+    assert yaml.safe_load((out / "config.yaml").read_text())["limit"] == 3
+    assert not (out / "demo_input.jsonl").exists()

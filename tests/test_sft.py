@@ -122,7 +122,7 @@ def test_gradient_checkpointing_by_default_only_for_large_micro_batches():
     assert uses_checkpointing(cfg(batch_size=1, max_length=512, gradient_checkpointing=True))
 
 
-def test_sft_learns_the_template(files, tmp_path):
+def test_sft_learns_the_template(files, tmp_path, capsys):
     train, held = files
     heldout, _ = load_trajectories(held)
     out = tmp_path / "out"
@@ -154,6 +154,9 @@ def test_sft_learns_the_template(files, tmp_path):
     assert [r["step"] for r in metrics if "loss" in r] == [4, 8, 12, 16, 20, 24]
     assert metrics[0]["eval_loss_before"] == before and metrics[-1]["eval_loss_after"] == after
     assert json.loads((out / "sft_summary.json").read_text())["eval_loss_after"] == after
+    # stderr is not a terminal here: plain step lines instead of tqdm's redraws.
+    log = capsys.readouterr().err
+    assert "sft step 24/24 (100%)" in log and "it/s" not in log and "\r" not in log
 
 
 def test_lora_trains_and_saves_a_merged_model(files, tmp_path):

@@ -28,6 +28,7 @@ class RouteConfig:
     device: str | None = None
     trust_remote_code: bool = False
     skip_invalid: bool = False
+    limit: int | None = None  # only the first N valid trajectories of data (a quick look at a big file)
     batch_tokens: int | None = None  # batched exact probe: padded tokens per batch (None: one trajectory per backward)
     gradient_checkpointing: bool = False  # probe: recompute each layer in the backward (long contexts)
     probe: str | None = None  # reuse this folder's probe.jsonl instead of probing again

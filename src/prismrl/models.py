@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 import torch
 
+from prismrl.progress import quiet_library_bars
+
 BUILTIN_DEFAULT = "builtin:smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHATML_TEMPLATE = (
@@ -248,6 +250,7 @@ def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str 
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        quiet_library_bars()
         path, name = model_folder(spec), spec
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

@@ -44,6 +44,8 @@ def check(cfg: RouteConfig) -> None:
         raise ValueError("no output folder given: --out DIR")
     if cfg.max_length is not None and cfg.max_length < 1:
         raise ValueError(f"--max-length must be a positive number of tokens, got {cfg.max_length}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ValueError(f"limit (demo: --n) must be a positive number of trajectories, got {cfg.limit}")
     if cfg.batch_tokens is not None and cfg.batch_tokens < 1:
         raise ValueError(f"--batch-tokens must be a positive number of tokens, got {cfg.batch_tokens}")
     resolve_dtype(cfg.dtype)
@@ -62,6 +64,8 @@ def _load_inputs(cfg: RouteConfig):
     trajectories, skipped = load_trajectories(cfg.data, skip_invalid=cfg.skip_invalid)
     if not trajectories:
         raise ValueError(f"{cfg.data}: no valid trajectories ({len(skipped)} invalid, skipped)")
+    if cfg.limit is not None:
+        trajectories = trajectories[: cfg.limit]
     return trajectories, [s.to_dict() for s in skipped]
 
 

@@ -26,6 +26,20 @@ def Progress(*columns, disable: bool = False, console: Console | None = None):  
     return PlainProgress(sys.stderr)
 
 
+def quiet_library_bars() -> None:
+    """In a log or a pipe, switch off the tqdm bars of transformers, datasets and the hub
+    ("Loading weights", "Writing model shards", "Map"): each is one long line of redraws there."""
+    if sys.stderr.isatty():
+        return
+    import datasets
+    import huggingface_hub.utils
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+
+
 @dataclass
 class _Task:
     description: str

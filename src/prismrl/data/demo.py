@@ -6,7 +6,6 @@ from importlib.resources import files
 from pathlib import Path
 
 from prismrl.config import RouteConfig
-from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.models import BUILTIN_DEFAULT
 
 DEMO_FILE = "demo_trajectories.jsonl"
@@ -17,9 +16,4 @@ DEMO_MAX_LENGTH = 512
 
 def demo_config(out: str, model: str | None = None, n: int | None = None) -> RouteConfig:
     source = Path(str(files("prismrl.data") / DEMO_FILE))
-    data = source
-    if n is not None:
-        trajectories, _ = load_trajectories(source)
-        data = Path(out) / "demo_input.jsonl"
-        save_trajectories(trajectories[:n], data)
-    return RouteConfig(data=str(data), out=out, model=model or BUILTIN_DEFAULT, max_length=DEMO_MAX_LENGTH)
+    return RouteConfig(data=str(source), out=out, model=model or BUILTIN_DEFAULT, max_length=DEMO_MAX_LENGTH, limit=n)

@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,7 @@ from prismrl.data.schema import Trajectory
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
+from prismrl.progress import PlainProgress, quiet_library_bars
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +255,22 @@ def _heartbeat_callback(beat: Heartbeat):
     return BeatEveryStep()
 
 
+def _plain_progress_callback():
+    """Timestamped step lines for a log or a pipe, where the Trainer's tqdm bar is one line of redraws."""
+    from transformers import TrainerCallback
+
+    class StepLines(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.lines = PlainProgress(sys.stderr)
+            self.job = self.lines.add_task("sft step", total=state.max_steps, completed=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.lines.update(self.job, completed=state.global_step)
+
+    return StepLines()
+
+
 def _checkpoint_step(checkpoint: str) -> int:
     return int(Path(checkpoint).name.split("-")[-1])
 
@@ -291,6 +309,8 @@ def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dat
     # Weights and optimizer state stay float32; cfg.dtype is the autocast precision on CUDA. Pure
     # bfloat16 weights would round away AdamW updates at lr ~1e-5. CPU always computes in float32.
     compute = resolve_dtype(cfg.dtype) if on_cuda else torch.float32
+    on_terminal = sys.stderr.isatty()
+    quiet_library_bars()
     args = SFTConfig(
         output_dir=cfg.out,
         num_train_epochs=cfg.epochs,
@@ -311,6 +331,7 @@ def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dat
         eval_steps=cfg.eval_steps if cfg.eval_steps > 0 else None,
         seed=cfg.seed,
         report_to="none",
+        disable_tqdm=not on_terminal,
         use_cpu=not on_cuda,
         bf16=compute == torch.bfloat16,
         fp16=compute == torch.float16,
@@ -344,7 +365,7 @@ def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dat
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, *([] if on_terminal else [_plain_progress_callback()])],
     )
     if not on_cuda:
         score_labelled_positions_only(trainer.model.get_base_model() if cfg.lora else trainer.model)

@@ -50,6 +50,7 @@ import os
 import queue
 import random
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ from alfworld.info import ALFRED_PDDL_PATH, ALFRED_TWL2_PATH
 from prismrl.envs.alfworld.engine import SPLITS, TASK_TYPES
 from prismrl.envs.alfworld.expert import isolated_random
 from prismrl.envs.alfworld.verify import TIMED_OUT, PlannerWorker
+from prismrl.progress import Progress
 
 SEEN_SCENES: tuple[int, ...] = tuple(C.TRAIN_SCENE_NUMBERS)
 UNSEEN_SCENES: tuple[int, ...] = tuple(C.TEST_SCENE_NUMBERS)
@@ -438,7 +440,9 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
     pool: queue.Queue[PlannerWorker] = queue.Queue()
     for _ in range(max(1, workers)):
         pool.put(PlannerWorker())
-    bar = _progress(n, f"alfworld {split}", progress)
+    bar = Progress(disable=not progress)
+    job = bar.add_task(f"alfworld {split}", total=n)
+    counted = threading.Lock()  # planner threads finish games concurrently
     start = time.monotonic()
 
     def one(index: int) -> dict[str, Any]:
@@ -448,14 +452,14 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
                                  plan_timeout, max_attempts)
         finally:
             pool.put(worker)
-        bar.update(1)
+        with counted:
+            bar.update(job, advance=1)
         return outcome
 
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+        with bar, ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
             outcomes = list(threads.map(one, range(n)))
     finally:
-        bar.close()
         while not pool.empty():
             pool.get().close()
 
@@ -523,18 +527,6 @@ def _write_verified(game: Game, split: str, index: int, final: Path, worker: Pla
         return "generated"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-class _NoBar:
-    def update(self, _n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="game")
 
 
 def main(argv: list[str] | None = None) -> None:
