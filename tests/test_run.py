@@ -58,6 +58,30 @@ def test_config_errors_are_clear(tmp_path):
         load_run_config(TINY, ["modle=tiny"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("probe.max_lenght=4096", "in probe: max_lenght"),
+    ("route.rl_shar=0.3", "in route: rl_shar"),
+    ("generate.nn=5", "in generate: nn"),
+    ("sft.learning_rate=1e-4", "in sft: learning_rate"),
+    ("rl.group=4", "in rl: group"),
+    ("eval.episode=3", "in eval: episode"),
+    ("pass_rate.kk=2", "in pass_rate: kk"),
+    ("probe.max_length=abc", "probe.max_length: expected an integer"),
+    ("rl.lr=fast", "rl.lr: expected a number"),
+    ("route=0.5", "route: expected a section"),
+])
+def test_a_misspelt_or_mistyped_section_option_is_refused_at_load(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_run_config(TINY, [override])
+
+
+def test_section_numbers_are_typed_at_load():
+    # YAML 1.1 reads 5e-1 (no dot) as a string: the run must still see a number
+    config = load_run_config(TINY, ["route.rl_share=5e-1", "rl.lr=1e-6", "probe.max_length=300"])
+    assert config.route["rl_share"] == 0.5 and config.rl["lr"] == 1e-6 and config.probe["max_length"] == 300
+    assert config.probe["normalize"] == "none"  # the small sections still merge into their defaults
+
+
 def test_report_compares_methods_and_speed_up(tmp_path):
     from prismrl.report.runs import compare_runs
 

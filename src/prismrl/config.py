@@ -65,12 +65,18 @@ def resolve(cls: type[T], config_file: str | Path | None = None, overrides: list
 
 def build(cls: type[T], values: dict[str, Any], section: str = "") -> T:
     """`cls(**values)` with unknown options named and every value checked against its field's type."""
+    return cls(**typed_options(cls, values, section))
+
+
+def typed_options(cls: type, values: dict[str, Any], section: str = "") -> dict[str, Any]:
+    """`values` with every key a field of `cls` (else an error listing the known ones) and every
+    value typed as that field means it; `prism run` checks its sections with this at load time."""
     types = {f.name: str(f.type) for f in fields(cls)}
     unknown = sorted(set(values) - set(types))
     where = f" in {section}:" if section else ""
     if unknown:
         raise ValueError(f"unknown config option(s){where} {', '.join(unknown)}; known: {', '.join(sorted(types))}")
-    return cls(**{key: _typed(types[key], f"{section}.{key}" if section else key, value) for key, value in values.items()})
+    return {key: _typed(types[key], f"{section}.{key}" if section else key, value) for key, value in values.items()}
 
 
 def _typed(annotation: str, key: str, value: Any) -> Any:

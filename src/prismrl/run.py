@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from prismrl.config import build
+from prismrl.config import build, typed_options
 from prismrl.data.format import DEFAULT_MAX_LENGTH
 from prismrl.fileio import atomic_write_json, atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT, count_parameters
@@ -60,6 +60,32 @@ METHODS = {
 AGENT_CONTEXT = ("max_new_tokens", "max_turns", "history_window", "max_prompt_tokens", "kv_cache")
 
 
+# The small sections of a run, typed so that a misspelt key or a `5e-1` that YAML reads as a
+# string is refused when the run is loaded, not after an hour of earlier phases.
+@dataclass
+class GenerateSection:
+    split: str = "train"
+    n: int = 64
+    max_steps: int = 50  # the expert's step cap per episode
+
+
+@dataclass
+class ProbeSection:
+    max_length: int = DEFAULT_MAX_LENGTH
+    normalize: str = "none"
+
+
+@dataclass
+class RouteSection:
+    rl_share: float = 0.5
+
+
+@dataclass
+class PassRateSection:
+    k: int = 4
+    temperature: float = 1.0
+
+
 @dataclass
 class RunConfig:
     method: str = "prism-gini"
@@ -68,14 +94,14 @@ class RunConfig:
     env_config: dict = field(default_factory=dict)
     data: str | None = None  # expert trajectories; None → generated with the env's expert
     games: dict = field(default_factory=dict)  # ALFWorld offline: {split: n} procedural games made first
-    generate: dict = field(default_factory=lambda: {"split": "train", "n": 64, "max_steps": 50})
+    generate: dict = field(default_factory=lambda: asdict(GenerateSection()))
     seed: int = 0
     dtype: str = "float32"
     device: str | None = None
     n_workers: int = 0  # env worker processes for rollouts (0: in-process)
-    probe: dict = field(default_factory=lambda: {"max_length": DEFAULT_MAX_LENGTH, "normalize": "none"})
-    route: dict = field(default_factory=lambda: {"rl_share": 0.5})
-    pass_rate: dict = field(default_factory=lambda: {"k": 4, "temperature": 1.0})
+    probe: dict = field(default_factory=lambda: asdict(ProbeSection()))
+    route: dict = field(default_factory=lambda: asdict(RouteSection()))
+    pass_rate: dict = field(default_factory=lambda: asdict(PassRateSection()))
     # The agent's context, set once and shared by RL, evaluation and the pass-rate rollouts, so the
     # policy is measured in the context it was trained in (AGENT_CONTEXT keys; unset keys take the
     # RLConfig / EvalConfig defaults, which agree except max_turns: RL 50, evaluation the env's cap).
@@ -102,22 +128,42 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunCo
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    defaults = RunConfig()
-    for name in ("generate", "probe", "route", "pass_rate", "eval"):
-        if name in values:  # sections merge into their defaults instead of replacing them
-            values[name] = {**getattr(defaults, name), **values[name]}
-    cfg = RunConfig(**values)
-    unknown_context = sorted(set(cfg.agent) - set(AGENT_CONTEXT))
-    if unknown_context:
-        raise ValueError(f"unknown agent option(s) {', '.join(unknown_context)}; known: {', '.join(AGENT_CONTEXT)}")
+    for name, value in values.items():
+        if name in SECTIONS and not isinstance(value, dict):
+            raise ValueError(f"run option {name}: expected a section of key: value lines, got {value!r}")
     for section in ("rl", "eval", "pass_rate"):
-        repeated = [k for k in getattr(cfg, section) if k in AGENT_CONTEXT]
+        repeated = [k for k in values.get(section, {}) if k in AGENT_CONTEXT]
         if repeated:
             raise ValueError(f"{', '.join(f'{section}.{k}' for k in repeated)}: the agent context is set once, in "
                              f"`agent:` ({', '.join(AGENT_CONTEXT)}), and shared by RL, evaluation and pass-rate")
+    values = {name: _checked_section(name, value) if name in SECTIONS else value for name, value in values.items()}
+    cfg = build(RunConfig, values)
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method {cfg.method!r}; use one of {', '.join(METHODS)}")
     return cfg
+
+
+SECTIONS = ("generate", "probe", "route", "pass_rate", "agent", "sft", "rl", "eval")
+
+
+def _checked_section(name: str, values: dict) -> dict:
+    """One section's keys checked and values typed against what it feeds. The small sections merge
+    into their defaults; sft / rl / eval hold only what the config sets (the phase fills the rest)."""
+    from prismrl.evaluate import EvalConfig
+    from prismrl.train.rl import RLConfig
+    from prismrl.train.sft import SFTTrainConfig
+
+    small = {"generate": GenerateSection, "probe": ProbeSection, "route": RouteSection, "pass_rate": PassRateSection}
+    if name in small:
+        return asdict(build(small[name], values, name))
+    if name == "eval":
+        splits = values.get("splits", ["test"])
+        return {"splits": splits, **typed_options(EvalConfig, {k: v for k, v in values.items() if k != "splits"}, name)}
+    if name == "agent":
+        unknown = sorted(set(values) - set(AGENT_CONTEXT))
+        if unknown:
+            raise ValueError(f"unknown agent option(s) {', '.join(unknown)}; known: {', '.join(AGENT_CONTEXT)}")
+    return typed_options({"agent": RLConfig, "sft": SFTTrainConfig, "rl": RLConfig}[name], values, name)
 
 
 def _task_ids(path: Path) -> list[str]:
