@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from prismrl.agent import SamplingConfig, rollout
-from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, repair_jsonl
 
 
 @dataclass
@@ -101,7 +101,7 @@ def summarize(episodes: list[dict]) -> dict:
 
 def _finished_batches(path: Path, batch_sizes: dict[int, int]) -> list[dict]:
     """Episode records of whole batches from an interrupted evaluation; a partial batch is dropped."""
-    records = read_jsonl_prefix(path)
+    records = repair_jsonl(path)
     counts = defaultdict(int)
     for record in records:
         counts[record["batch"]] += 1

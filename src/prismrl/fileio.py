@@ -54,11 +54,26 @@ def atomic_savefig(fig: Any, path: str | Path) -> None:
 
 
 def read_jsonl_prefix(path: str | Path) -> list[dict[str, Any]]:
-    """Records of an append-only JSONL file, truncating a torn (unterminated or unparsable) tail."""
+    """Records of an append-only JSONL file up to a torn (unterminated or unparsable) tail.
+    Reads only: the tail may be a line its writer is still appending."""
+    return _whole_lines(Path(path))[0]
+
+
+def repair_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """`read_jsonl_prefix`, and a torn tail cut off so that the next append starts a line of its
+    own. For the file's one writer, before it appends (a crash can leave half a line)."""
     path = Path(path)
-    if not path.exists():
-        return []
+    records, good_bytes = _whole_lines(path)
+    if path.exists() and good_bytes != path.stat().st_size:
+        with path.open("r+b") as f:
+            f.truncate(good_bytes)
+    return records
+
+
+def _whole_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
     records, good_bytes = [], 0
+    if not path.exists():
+        return records, good_bytes
     with path.open("rb") as f:
         for raw in f:
             if not raw.endswith(b"\n"):
@@ -68,10 +83,7 @@ def read_jsonl_prefix(path: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 break
             good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(good_bytes)
-    return records
+    return records, good_bytes
 
 
 class JsonlAppender:

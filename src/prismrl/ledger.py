@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from prismrl.fileio import JsonlAppender, read_jsonl_prefix
+from prismrl.fileio import JsonlAppender, read_jsonl_prefix, repair_jsonl
 
 LEDGER_FILE = "ledger.jsonl"
 
@@ -89,6 +89,7 @@ class phase:
             record.peak_memory_gb = torch.cuda.max_memory_allocated() / 2**30
         if exc_type is not None:
             record.note = (record.note + " " if record.note else "") + f"interrupted by {exc_type.__name__}"
+        repair_jsonl(self.path)  # a run killed mid-write left half a line
         with JsonlAppender(self.path) as sink:
             sink.write(asdict(record))
 

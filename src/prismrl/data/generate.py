@@ -57,10 +57,10 @@ def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dic
     from prismrl.progress import Progress
 
     from prismrl.envs.base import make
-    from prismrl.fileio import JsonlAppender, read_jsonl_prefix
+    from prismrl.fileio import JsonlAppender, repair_jsonl
 
     out = Path(out)
-    done = {record["task_id"] for record in read_jsonl_prefix(out)}
+    done = {record["task_id"] for record in repair_jsonl(out)}
     report = GenerateReport(kept=len(done))
     env = make(env_name, **(env_config or {}))
     try:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import prismrl
 from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.schema import Trajectory
-from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix, repair_jsonl
 from prismrl.probe.units import find_units
 
 PROBE_FILE = "probe.jsonl"
@@ -224,7 +224,7 @@ def run_probe(
     meta.update(batch_tokens=batch_tokens, gradient_checkpointing=gradient_checkpointing, world_size=world)
     if rank == 0:
         for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
-            read_jsonl_prefix(path)  # drops a torn last line before anyone reads or appends
+            repair_jsonl(path)  # drops a torn last line before anyone reads or appends
     distributed.barrier()
     done: dict[str, dict] = {}
     for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
