@@ -206,6 +206,34 @@ def test_the_planning_budget_is_cpu_time_so_a_busy_machine_keeps_the_same_games(
         assert worker._proc.pid == child
 
 
+class _PlannerEnv:
+    """alfworld's planner env as the verifier sees it, failing in `step` with `crash`."""
+
+    def __init__(self, crash):
+        self.crash = crash
+
+    def load(self, gamefile):
+        self.gamefile = gamefile
+
+    def reset(self):
+        return {"won": False, "extra.expert_plan": ["go to sinkbasin 1"]}
+
+    def step(self, command):
+        self.crash()
+
+
+def test_the_verifier_calls_a_planner_crash_unsolvable_but_lets_our_own_bugs_through():
+    from prismrl.config import parse_overrides
+    from prismrl.envs.alfworld.verify import planner_walkthrough
+
+    def planner_gives_up():
+        raise KeyError("val1")  # raised outside this project's code, as in alfworld's planner
+
+    assert planner_walkthrough("game.tw-pddl", _PlannerEnv(planner_gives_up)) is None
+    with pytest.raises(ValueError, match="expected key=value"):  # raised in src/prismrl: a bug, not a verdict
+        planner_walkthrough("game.tw-pddl", _PlannerEnv(lambda: parse_overrides(["oops"])))
+
+
 def test_cli_generates_games_in_the_official_layout(tmp_path):
     from typer.testing import CliRunner
 

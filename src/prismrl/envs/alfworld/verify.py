@@ -28,24 +28,44 @@ MAX_PLAN_STEPS = 50
 TIMED_OUT = "timed out"
 # A child that stops using CPU (stuck on I/O, starved) is still stopped after this much wall time.
 WALL_CLOCK_FACTOR, WALL_CLOCK_GRACE = 4, 60.0
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # src/prismrl: an exception raised here is our bug
 
 
 def planner_walkthrough(gamefile: str | Path, env=None, max_steps: int = MAX_PLAN_STEPS) -> list[str] | None:
     """The planner's winning commands, or None when it does not win within `max_steps`."""
     env = env or make_expert_env("planner")
-    try:
-        env.load(str(gamefile))
-        state = env.reset()
-        commands: list[str] = []
-        while not state["won"]:
-            plan = state["extra.expert_plan"]
-            if not plan or len(commands) >= max_steps:
-                return None
-            commands.append(plan[0])
-            state, _, _ = env.step(plan[0])
-        return commands or None   # won before any step: no task at all
-    except Exception:   # unsolvable problems crash in the planner (KeyError 'val1' and kin)
+    env.load(str(gamefile))  # a missing or unreadable game is an error, not an unsolvable game
+    state = _in_planner(env.reset)
+    commands: list[str] = []
+    while state is not None and not state["won"]:
+        plan = state["extra.expert_plan"]
+        if not plan or len(commands) >= max_steps:
+            return None
+        commands.append(plan[0])
+        stepped = _in_planner(env.step, plan[0])
+        state = None if stepped is None else stepped[0]
+    if state is None:
         return None
+    return commands or None   # won before any step: no task at all
+
+
+def _in_planner(call, *args):
+    """`call(*args)`, or None when the planner gave up: unsolvable problems crash inside alfworld's
+    planner (KeyError 'val1' and kin). An exception raised in this project's own code is a bug,
+    not an unsolvable game, and propagates."""
+    try:
+        return call(*args)
+    except Exception as error:
+        if _raised_in(error, PROJECT_DIR):
+            raise
+        return None
+
+
+def _raised_in(error: BaseException, folder: Path) -> bool:
+    frame = error.__traceback__
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return Path(frame.tb_frame.f_code.co_filename).resolve().is_relative_to(folder)
 
 
 class PlannerWorker:
