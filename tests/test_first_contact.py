@@ -237,3 +237,24 @@ def test_demo_n_is_checked_first_and_writes_no_input_copy(tmp_path):
     assert len((out / "probe.jsonl").read_text().splitlines()) == 3
     assert yaml.safe_load((out / "config.yaml").read_text())["limit"] == 3
     assert not (out / "demo_input.jsonl").exists()
+
+
+def test_a_users_mistake_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    from prismrl import pipeline
+    from prismrl.errors import PrismError
+
+    broken = tmp_path / "run.yaml"
+    broken.write_text("method: sft-all\nsft: {lr: 1.0e-4\n")
+    _one_line_error(runner.invoke(app, ["run", str(broken), "--out", str(tmp_path / "run")]), str(broken), "not valid YAML")
+    _one_line_error(runner.invoke(app, ["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "run")]),
+                    "config file not found", "nope.yaml")
+    _one_line_error(runner.invoke(app, ["eval", "--model", "tiny", "--env", "bogus", "--out", str(tmp_path / "eval")]),
+                    "unknown environment 'bogus'")
+
+    def bug(cfg):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(pipeline, "probe_and_route", bug)
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--model", "tiny"])
+    assert isinstance(result.exception, ValueError) and not isinstance(result.exception, PrismError)
+    assert result.exit_code == 1 and "error:" not in result.output

@@ -9,12 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prismrl.config import RouteConfig, resolve
-from prismrl.data.format import CannotEncode
-from prismrl.data.schema import InvalidTrajectory
-from prismrl.models import ModelNotAvailable
-from prismrl.probe.probe import ProbeMismatch
-from prismrl.probe.units import NoUnitsFound
+from prismrl.config import RouteConfig, parse_yaml, read_yaml, resolve
+from prismrl.errors import ConfigError, InputError, MissingFile, PrismError
 from prismrl.threads import use_threads
 
 # Click's plain help: the rich layout cut long option names and showed every flag as taking <bool>.
@@ -28,8 +24,9 @@ app.add_typer(env_app, name="env")
 console = Console(stderr=True, soft_wrap=True)
 stdout = Console(soft_wrap=True)
 
-# Errors a user can fix from the message alone: printed as one line, exit code 2.
-USER_ERRORS = (InvalidTrajectory, FileNotFoundError, ModelNotAvailable, ProbeMismatch, NoUnitsFound, CannotEncode, ValueError)
+# A mistake the user can fix is printed as one line naming the item, exit code 2; any other
+# exception is a bug and keeps its traceback.
+USER_ERRORS = (PrismError,)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it")
 ModelOpt = typer.Option(None, help="HF id, local folder, builtin:smollm2-135m (default) or tiny[:seed]")
@@ -130,7 +127,7 @@ def score(
         records, meta = read_probe(probe_dir)
         valid = [r for r in records if not r.get("flag")]
         if not valid:
-            raise ValueError(f"{probe_dir}: no valid probe records to score")
+            raise InputError(f"{probe_dir}: no valid probe records to score")
         table = score_table(valid, meta, normalize)
     except USER_ERRORS as error:
         _fail(error)
@@ -170,7 +167,7 @@ def route_cmd(
                    "--batch-tokens": batch_tokens, "--gradient-checkpointing": gradient_checkpointing}
         given = [flag for flag, value in probing.items() if value is not None]
         if probe_dir and given:
-            raise ValueError(f"{', '.join(given)} describe how to probe; with --probe {probe_dir} the probe is reused "
+            raise ConfigError(f"{', '.join(given)} describe how to probe; with --probe {probe_dir} the probe is reused "
                              "as it was made (its probe_meta.json): drop them, or probe again without --probe")
         cfg = resolve(RouteConfig, config, data=data, out=out, model=model, probe=probe_dir, router=router, metric=metric,
                       rl_share=rl_share, normalize=normalize, seed=seed, max_length=max_length, dtype=dtype,
@@ -254,14 +251,13 @@ def data_generate(
 ):
     """Expert trajectories from an environment's own expert, only won episodes kept."""
     use_threads(threads)
-    import yaml
 
     from prismrl.data.generate import generate
 
     try:
-        options = yaml.safe_load(env_config.read_text()) if env_config else {}
+        options = read_yaml(env_config, "--env-config") if env_config else {}
         report = generate(env, split, n, out, options, max_steps)
-    except (KeyError, RuntimeError, *USER_ERRORS) as error:
+    except USER_ERRORS as error:
         _fail(error)
     for task_id, why in report.errors.items():
         console.print(f"[yellow]engine error[/] {task_id}: {why}")
@@ -290,7 +286,7 @@ def _tasks(spec: str, env: str, env_config: dict) -> list[str]:
 
         return sorted({t.task_id for t in load_trajectories(path)[0]})
     if not path.exists():
-        raise FileNotFoundError(f"task list not found: {path}")
+        raise MissingFile(f"task list not found: {path}")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -333,7 +329,7 @@ def sft(
     try:
         cfg = resolve(SFTTrainConfig, config, overrides, data=data, out=out, model=model, lora=lora, resume=resume)
         summary = train_sft(cfg)
-    except (FileExistsError, *USER_ERRORS) as error:
+    except USER_ERRORS as error:
         _fail(error)
     if summary.get("rank", 0) != 0:
         return  # one report per run, from the main process
@@ -342,14 +338,13 @@ def sft(
 
 
 def _env_config(text: str | None) -> dict:
-    import yaml
 
     if not text:
         return {}
     path = Path(text)
-    loaded = yaml.safe_load(path.read_text() if path.exists() else text)
+    loaded = read_yaml(path, "--env-config") if path.exists() else parse_yaml(text, "--env-config")
     if not isinstance(loaded, dict):
-        raise ValueError(f"--env-config must be a YAML mapping or a file holding one, got {text!r}")
+        raise ConfigError(f"--env-config must be a YAML mapping or a file holding one, got {text!r}")
     return loaded
 
 
@@ -375,9 +370,9 @@ def rl(
         if tasks:
             cfg.tasks = _tasks(tasks, cfg.env, cfg.env_config)
         if not cfg.tasks:
-            raise ValueError("give the RL tasks: --tasks route/rl.jsonl, a file of ids, or split:train")
+            raise ConfigError("give the RL tasks: --tasks route/rl.jsonl, a file of ids, or split:train")
         summary = train_rl(cfg)
-    except (KeyError, FloatingPointError, *USER_ERRORS) as error:
+    except USER_ERRORS as error:
         _fail(error)
     stdout.print(f"RL done at step {summary.get('step')}: reward {summary.get('reward')}, success {summary.get('success')}; "
                     f"model in {summary['final']}")
@@ -405,7 +400,7 @@ def eval_cmd(
         cfg = resolve(EvalConfig, config, overrides, model=model, env=env, split=split, episodes=episodes,
                       temperature=temperature, seed=seed, out=out, env_config=_env_config(env_config) if env_config else None)
         results = evaluate(cfg)
-    except (KeyError, *USER_ERRORS) as error:
+    except USER_ERRORS as error:
         _fail(error)
     table = Table(title=f"{cfg.env}/{cfg.split}: {results['episodes']} episodes")
     for column in ("task type", "episodes", "success"):
@@ -433,7 +428,7 @@ def run_cmd(
 
     try:
         summary = run(load_run_config(config, overrides or []), out)
-    except (KeyError, FileExistsError, FloatingPointError, *USER_ERRORS) as error:
+    except USER_ERRORS as error:
         _fail(error)
     for split, result in summary["eval"].items():
         ci = result.get("success_ci95"), result.get("score_ci95")  # absent in results written before they were added
@@ -460,7 +455,7 @@ def export(
         elif fmt == "verl-agent":
             target = export_verl_agent(run_dir, out, alfworld_data)
         else:
-            raise ValueError(f"unknown export format {fmt!r}; use llamafactory or verl-agent")
+            raise ConfigError(f"unknown export format {fmt!r}; use llamafactory or verl-agent")
     except USER_ERRORS as error:
         _fail(error)
     stdout.print(f"wrote {target}")

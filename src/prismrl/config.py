@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import yaml
 
 from prismrl.data.format import DEFAULT_MAX_LENGTH
+from prismrl.errors import ConfigError, MissingFile
 from prismrl.fileio import atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT
 
@@ -39,14 +40,29 @@ class RouteConfig:
     seed: int = 0
 
 
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """A YAML file's content, or an error naming the file (and the line YAML stopped at)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFile(f"{what} file not found: {path}")
+    return parse_yaml(path.read_text(), str(path))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(error).split())})") from None
+
+
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """`key=value` pairs from `--set`, values read as YAML (so 3, 1e-6, true, [a, b] work)."""
     values = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ValueError(f"--set {pair!r}: expected key=value")
+            raise ConfigError(f"--set {pair!r}: expected key=value")
         key, raw = pair.split("=", 1)
-        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+        values[key.strip().replace("-", "_")] = parse_yaml(raw, f"--set {pair}")
     return values
 
 
@@ -54,9 +70,9 @@ def resolve(cls: type[T], config_file: str | Path | None = None, overrides: list
     """Defaults < YAML file < `--set key=value` < explicit flags."""
     values: dict[str, Any] = {}
     if config_file:
-        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        loaded = read_yaml(config_file) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: a config must be a mapping of option: value")
+            raise ConfigError(f"{config_file}: a config must be a mapping of option: value")
         values.update(loaded)
     values.update(parse_overrides(overrides))
     values.update({k: v for k, v in flags.items() if v is not None})
@@ -75,7 +91,7 @@ def typed_options(cls: type, values: dict[str, Any], section: str = "") -> dict[
     unknown = sorted(set(values) - set(types))
     where = f" in {section}:" if section else ""
     if unknown:
-        raise ValueError(f"unknown config option(s){where} {', '.join(unknown)}; known: {', '.join(sorted(types))}")
+        raise ConfigError(f"unknown config option(s){where} {', '.join(unknown)}; known: {', '.join(sorted(types))}")
     return {key: _typed(types[key], f"{section}.{key}" if section else key, value) for key, value in values.items()}
 
 
@@ -99,7 +115,7 @@ def _typed(annotation: str, key: str, value: Any) -> Any:
     if "int" in kinds and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         return int(value)
     expected = "a number" if "float" in kinds else "an integer" if "int" in kinds else "true or false"
-    raise ValueError(f"config option {key}: expected {expected}, got {value!r}")
+    raise ConfigError(f"config option {key}: expected {expected}, got {value!r}")
 
 
 def save(config: Any, path: str | Path) -> None:

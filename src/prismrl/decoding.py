@@ -24,6 +24,8 @@ from transformers import AttentionInterface, LogitsProcessor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
+from prismrl.errors import ConfigError
+
 GQA_PREFILL = "sdpa_gqa_prefill"
 
 
@@ -37,7 +39,7 @@ class NucleusWarper(LogitsProcessor):
 
     def __init__(self, temperature: float, top_p: float, candidates: int = 1024):
         if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
         self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

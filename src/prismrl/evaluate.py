@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from prismrl.agent import SamplingConfig, rollout
+from prismrl.errors import ConfigError
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, repair_jsonl
 
 
@@ -127,7 +128,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
                             gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
         tokenizer = tokenizer or load_tokenizer(cfg.model)
     elif cfg.backend != "transformers":
-        raise ValueError(f"EvalConfig.backend must be transformers or vllm, got {cfg.backend!r}")
+        raise ConfigError(f"EvalConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     elif model is None:
         model, tokenizer, _ = load_model(cfg.model, cfg.dtype, cfg.device)
     if model is not None:

@@ -13,11 +13,11 @@ RUN_DIR is a `prism route` output folder or a `prism run` folder (whose split is
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from prismrl.data.io import load_trajectories
+from prismrl.errors import InputError, MissingFile
 from prismrl.fileio import atomic_write_json, atomic_write_text
 
 DATASET_NAME = "prism_sft"
@@ -43,7 +43,7 @@ def _route_dir(run_dir: Path) -> Path:
     for candidate in (run_dir, run_dir / "route"):
         if (candidate / "split.json").exists():
             return candidate
-    raise FileNotFoundError(f"{run_dir} holds no split.json (neither a `prism route` nor a `prism run` folder)")
+    raise MissingFile(f"{run_dir} holds no split.json (neither a `prism route` nor a `prism run` folder)")
 
 
 def to_llamafactory_record(trajectory) -> dict:
@@ -55,7 +55,7 @@ def to_llamafactory_record(trajectory) -> dict:
     conversations, expected = [], "user"
     for message in messages:
         if message["role"] != expected:
-            raise ValueError(f"trajectory {trajectory.id!r}: LLaMA-Factory needs alternating user/assistant turns after the system prompt")
+            raise InputError(f"trajectory {trajectory.id!r}: LLaMA-Factory needs alternating user/assistant turns after the system prompt")
         conversations.append({"from": "human" if expected == "user" else "gpt", "value": message["content"]})
         expected = "assistant" if expected == "user" else "user"
     record = {"id": trajectory.id, "conversations": conversations}
@@ -98,7 +98,7 @@ def export_verl_agent(run_dir: str | Path, out: str | Path | None = None, alfwor
         for task_id in task_ids:
             source = (data / "json_2.1.1" / task_id).resolve()
             if not (source / "game.tw-pddl").exists():
-                raise FileNotFoundError(f"RL task {task_id!r}: no game.tw-pddl under {source}; pass --alfworld-data")
+                raise MissingFile(f"RL task {task_id!r}: no game.tw-pddl under {source}; pass --alfworld-data")
             link = games / Path(task_id).relative_to(Path(task_id).parts[0])
             link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from prismrl.errors import ConfigError, PrismError
 from prismrl.progress import quiet_library_bars
 
 BUILTIN_DEFAULT = "builtin:smollm2-135m"
@@ -30,7 +31,7 @@ CHATML_TEMPLATE = (
 )
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(PrismError, RuntimeError):
     pass
 
 
@@ -158,7 +159,7 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+        raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
 def _not_available(spec: str, error: Exception) -> ModelNotAvailable:
@@ -204,7 +205,7 @@ def load_tokenizer(spec: str, trust_remote_code: bool = False):
 def model_folder(spec: str) -> str:
     """The Hugging Face id or folder a spec names, for engines that load by path (vLLM)."""
     if spec == "tiny" or spec.startswith("tiny:"):
-        raise ValueError(f"{spec!r} is built in memory and has no folder; save it with save_pretrained first")
+        raise ConfigError(f"{spec!r} is built in memory and has no folder; save it with save_pretrained first")
     if spec == BUILTIN_DEFAULT:
         return str(builtin_smollm2_folder())
     if spec.startswith("builtin:"):

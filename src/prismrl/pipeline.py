@@ -12,6 +12,7 @@ from pathlib import Path
 from prismrl import config as config_io
 from prismrl.config import RouteConfig
 from prismrl.data.io import load_trajectories, save_trajectories
+from prismrl.errors import ConfigError, InputError, MissingFile
 from prismrl.fileio import atomic_write_json, read_jsonl_prefix
 from prismrl.probe.probe import META_FILE, PROBE_FILE, ProbeMismatch, ProbeSummary, run_probe
 from prismrl.report.split import write_route_report
@@ -39,31 +40,31 @@ def check(cfg: RouteConfig) -> None:
     from prismrl.route import ROUTERS
 
     if not cfg.data:
-        raise ValueError("no trajectories given: --data FILE (a trajectory file or a saved HF dataset folder)")
+        raise ConfigError("no trajectories given: --data FILE (a trajectory file or a saved HF dataset folder)")
     if not cfg.out:
-        raise ValueError("no output folder given: --out DIR")
+        raise ConfigError("no output folder given: --out DIR")
     if cfg.max_length is not None and cfg.max_length < 1:
-        raise ValueError(f"--max-length must be a positive number of tokens, got {cfg.max_length}")
+        raise ConfigError(f"--max-length must be a positive number of tokens, got {cfg.max_length}")
     if cfg.limit is not None and cfg.limit < 1:
-        raise ValueError(f"limit (demo: --n) must be a positive number of trajectories, got {cfg.limit}")
+        raise ConfigError(f"limit (demo: --n) must be a positive number of trajectories, got {cfg.limit}")
     if cfg.batch_tokens is not None and cfg.batch_tokens < 1:
-        raise ValueError(f"--batch-tokens must be a positive number of tokens, got {cfg.batch_tokens}")
+        raise ConfigError(f"--batch-tokens must be a positive number of tokens, got {cfg.batch_tokens}")
     resolve_dtype(cfg.dtype)
     if cfg.router not in ROUTERS:
-        raise ValueError(f"unknown router {cfg.router!r}; use one of {', '.join(ROUTERS)}")
+        raise ConfigError(f"unknown router {cfg.router!r}; use one of {', '.join(ROUTERS)}")
     if cfg.metric not in METRICS:
-        raise ValueError(f"unknown metric {cfg.metric!r}; use one of {', '.join(METRICS)}")
+        raise ConfigError(f"unknown metric {cfg.metric!r}; use one of {', '.join(METRICS)}")
     if cfg.normalize not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {cfg.normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
+        raise ConfigError(f"unknown normalization {cfg.normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
     if not 0 <= cfg.rl_share <= 1:
-        raise ValueError(f"--rl-share is the fraction routed to RL, within [0, 1]; got {cfg.rl_share}")
+        raise ConfigError(f"--rl-share is the fraction routed to RL, within [0, 1]; got {cfg.rl_share}")
 
 
 def _load_inputs(cfg: RouteConfig):
     """Trajectories and the invalid ones skipped (as dicts); writes nothing."""
     trajectories, skipped = load_trajectories(cfg.data, skip_invalid=cfg.skip_invalid)
     if not trajectories:
-        raise ValueError(f"{cfg.data}: no valid trajectories ({len(skipped)} invalid, skipped)")
+        raise InputError(f"{cfg.data}: no valid trajectories ({len(skipped)} invalid, skipped)")
     if cfg.limit is not None:
         trajectories = trajectories[: cfg.limit]
     return trajectories, [s.to_dict() for s in skipped]
@@ -104,7 +105,7 @@ def read_probe(probe_dir: str | Path) -> tuple[list[dict], dict]:
         probe_dir = probe_dir.parent
     meta_path, probe_path = probe_dir / META_FILE, probe_dir / PROBE_FILE
     if not meta_path.exists() or not probe_path.exists():
-        raise FileNotFoundError(f"{probe_dir} has no {PROBE_FILE} + {META_FILE}; run `prism probe` first")
+        raise MissingFile(f"{probe_dir} has no {PROBE_FILE} + {META_FILE}; run `prism probe` first")
     return read_jsonl_prefix(probe_path), json.loads(meta_path.read_text())
 
 
@@ -121,7 +122,7 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     from prismrl.probe.distributed import launched_world_size
 
     if launched_world_size() > 1:
-        raise ValueError("only `prism probe` runs across processes: probe with torchrun/accelerate, "
+        raise ConfigError("only `prism probe` runs across processes: probe with torchrun/accelerate, "
                          "then `prism route --probe DIR` in one process")
     check(cfg)
     out = Path(cfg.out)

@@ -75,6 +75,7 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from prismrl.agent import SamplingConfig, generate, prompt_tokens, windowed
+from prismrl.errors import ConfigError
 
 
 @dataclass
@@ -132,7 +133,7 @@ class EpisodeCaches:
 
         probe = DynamicCache(config=model.config)
         if any(type(layer) is not DynamicLayer for layer in probe.layers):
-            raise ValueError("kv_cache needs a model whose cache is plain full attention (no sliding window or "
+            raise ConfigError("kv_cache needs a model whose cache is plain full attention (no sliding window or "
                              "linear attention); use kv_cache=False for this model")
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.entries: dict[int, _Entry] = {}

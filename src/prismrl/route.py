@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from prismrl.errors import ConfigError, InputError
 from prismrl.probe.metrics import METRICS, normalize
 
 ROUTERS = ("prism", "inverse", "random", "magnitude", "loss", "length")
@@ -40,7 +41,7 @@ def split_by_score(scores: dict[str, float], rl_share: float = 0.5,
     """(ids_sft, ids_rl, threshold): the ⌊rl_share·n⌋ highest scores go to RL, ties ranked by id,
     or by a draw seeded with `tie_seed` (made in id order, so independent of the input order)."""
     if not 0.0 <= rl_share <= 1.0:
-        raise ValueError(f"rl_share must be within [0, 1], got {rl_share}")
+        raise ConfigError(f"rl_share must be within [0, 1], got {rl_share}")
     if tie_seed is None:
         tie = {i: i for i in scores}
     else:
@@ -64,7 +65,7 @@ def router_scores(router: str, records: list[dict], unit_numel=None, metric: str
     if router in ("prism", "inverse"):
         # Any metric, magnitude (l2) included, so that every inverse is expressible.
         if metric not in METRICS:
-            raise ValueError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
+            raise ConfigError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
         values = METRICS[metric](normalize(np.array([r["norms"] for r in records]), unit_numel, normalization))
         if router == "inverse":  # high concentration → SFT: rank by the negated metric
             return f"-{metric}", {i: -float(v) for i, v in zip(ids, values)}
@@ -81,19 +82,19 @@ def router_scores(router: str, records: list[dict], unit_numel=None, metric: str
         # Draw in id order so the split does not depend on the input order.
         draws = rng.random(len(ids))
         return None, {i: float(d) for i, d in zip(sorted(ids), draws)}
-    raise ValueError(f"unknown router {router!r}; use one of {ROUTERS}")
+    raise ConfigError(f"unknown router {router!r}; use one of {ROUTERS}")
 
 
 def route(records: list[dict], router: str = "prism", metric: str = "gini", rl_share: float = 0.5,
           unit_numel=None, normalization: str = "none", seed: int = 0) -> Split:
     """Split valid probe records (flagged ones must be removed by the caller)."""
     if not records:
-        raise ValueError("nothing to route: no valid probe records")
+        raise InputError("nothing to route: no valid probe records")
     metric_name, scores = router_scores(router, records, unit_numel, metric, normalization, seed)
     # A NaN score (a constant or all-zero norm vector has no shape) would sort arbitrarily.
     excluded = {i: f"{metric_name} is not finite ({s})" for i, s in scores.items() if not math.isfinite(s)}
     scores = {i: s for i, s in scores.items() if i not in excluded}
     if not scores:
-        raise ValueError(f"nothing to route: every {metric_name} score is not finite")
+        raise InputError(f"nothing to route: every {metric_name} score is not finite")
     ids_sft, ids_rl, threshold = split_by_score(scores, rl_share)
     return Split(router, metric_name, threshold, rl_share, ids_sft, ids_rl, scores, excluded)

@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
-from prismrl.config import build, typed_options
+from prismrl.config import build, parse_yaml, read_yaml, typed_options
 from prismrl.data.format import DEFAULT_MAX_LENGTH
+from prismrl.errors import ConfigError
 from prismrl.fileio import atomic_write_json, atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT, count_parameters
 
@@ -113,33 +114,36 @@ class RunConfig:
 
 def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """YAML file, then `key=value` / `section.key=value` overrides (values parsed as YAML)."""
-    values: dict[str, Any] = yaml.safe_load(Path(path).read_text()) if path else {}
-    values = values or {}
+    values: dict[str, Any] = (read_yaml(path) if path else None) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a run config must be a mapping of option: value")
     for override in overrides:
         if "=" not in override:
-            raise ValueError(f"override {override!r} must look like key=value or section.key=value")
+            raise ConfigError(f"override {override!r} must look like key=value or section.key=value")
         dotted, raw = override.split("=", 1)
         target = values
         *parents, leaf = dotted.split(".")
         for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = yaml.safe_load(raw)
+            target = target.setdefault(parent, {}) if isinstance(target, dict) else target
+        if not isinstance(target, dict):
+            raise ConfigError(f"override {override!r}: {'.'.join(parents)} is not a section")
+        target[leaf] = parse_yaml(raw, f"--set {override}")
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for name, value in values.items():
         if name in SECTIONS and not isinstance(value, dict):
-            raise ValueError(f"run option {name}: expected a section of key: value lines, got {value!r}")
+            raise ConfigError(f"run option {name}: expected a section of key: value lines, got {value!r}")
     for section in ("rl", "eval", "pass_rate"):
         repeated = [k for k in values.get(section, {}) if k in AGENT_CONTEXT]
         if repeated:
-            raise ValueError(f"{', '.join(f'{section}.{k}' for k in repeated)}: the agent context is set once, in "
+            raise ConfigError(f"{', '.join(f'{section}.{k}' for k in repeated)}: the agent context is set once, in "
                              f"`agent:` ({', '.join(AGENT_CONTEXT)}), and shared by RL, evaluation and pass-rate")
     values = {name: _checked_section(name, value) if name in SECTIONS else value for name, value in values.items()}
     cfg = build(RunConfig, values)
     if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; use one of {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {cfg.method!r}; use one of {', '.join(METHODS)}")
     return cfg
 
 
@@ -162,7 +166,7 @@ def _checked_section(name: str, values: dict) -> dict:
     if name == "agent":
         unknown = sorted(set(values) - set(AGENT_CONTEXT))
         if unknown:
-            raise ValueError(f"unknown agent option(s) {', '.join(unknown)}; known: {', '.join(AGENT_CONTEXT)}")
+            raise ConfigError(f"unknown agent option(s) {', '.join(unknown)}; known: {', '.join(AGENT_CONTEXT)}")
     return typed_options({"agent": RLConfig, "sft": SFTTrainConfig, "rl": RLConfig}[name], values, name)
 
 
@@ -350,12 +354,12 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     config_file = out / "config.yaml"
     resolved = yaml.safe_dump(asdict(cfg), sort_keys=False)
     if config_file.exists() and config_file.read_text() != resolved:
-        raise ValueError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
+        raise ConfigError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
     atomic_write_text(config_file, resolved)
     plan = METHODS[cfg.method]
     if cfg.games:
         if cfg.env != "alfworld":
-            raise ValueError("`games` generates ALFWorld-procedural games; it only applies to env: alfworld")
+            raise ConfigError("`games` generates ALFWorld-procedural games; it only applies to env: alfworld")
         _alfworld_games(cfg, out)
     expert = _expert_data(cfg, out) if (plan.sft or plan.rl) else None
     if plan.router:

@@ -13,6 +13,8 @@ import warnings
 
 import torch
 
+from prismrl.errors import ConfigError
+
 
 class BusyMachineWarning(UserWarning):
     pass
@@ -34,7 +36,7 @@ def use_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads (`threads`, or this process's share of the cores) and warn when
     the 1-minute load average already exceeds the cores: timings taken now will be slow."""
     if threads is not None and threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
     n = threads or default_threads()
     torch.set_num_threads(n)
     cores = available_cores()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prismrl.data.schema import Trajectory
+from prismrl.errors import ConfigError, InputError
 
 IGNORE_INDEX = -100
 # Long enough for every trajectory the project generates (WebShop-synthetic up to ~3k tokens with
@@ -19,7 +20,7 @@ IGNORE_INDEX = -100
 DEFAULT_MAX_LENGTH = 4096
 
 
-class CannotEncode(ValueError):
+class CannotEncode(InputError):
     """No response token survives: too long for the run's context length, or every turn is loss-free."""
 
 
@@ -59,7 +60,7 @@ def encode_messages(messages: list[dict], tokenizer) -> tuple[list[int], list[in
         prompt = _render(tokenizer, plain[:i], add_generation_prompt=True)
         through_turn = _render(tokenizer, plain[: i + 1])
         if not (text.startswith(through_turn) and through_turn.startswith(prompt)):
-            raise ValueError(
+            raise ConfigError(
                 "the chat template does not render a conversation's prefixes as prefixes of the whole, "
                 "so assistant turns cannot be located; use a template without history rewriting"
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prismrl.data.schema import InvalidTrajectory, Trajectory
+from prismrl.errors import ConfigError, MissingFile
 from prismrl.fileio import atomic_write_jsonl
 
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
@@ -86,7 +87,7 @@ def load_trajectories(path: str | Path, skip_invalid: bool = False) -> tuple[lis
     """All trajectories of a file (JSONL, JSON list, ShareGPT/ETO/AgentGym) or a saved HF dataset."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"trajectory file not found: {path}")
+        raise MissingFile(f"trajectory file not found: {path}")
     trajectories: list[Trajectory] = []
     skipped: list[Skipped] = []
     first_seen: dict[str, str] = {}
@@ -135,7 +136,7 @@ def save_trajectories(trajectories: list[Trajectory], path: str | Path, fmt: str
             shutil.rmtree(path)
         staging.rename(path)
     else:
-        raise ValueError(f"unknown format {fmt!r}; use jsonl, sharegpt or hf")
+        raise ConfigError(f"unknown format {fmt!r}; use jsonl, sharegpt or hf")
 
 
 def _to_hf_row(trajectory: Trajectory) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from prismrl.errors import InputError
+
 ROLES = ("system", "user", "assistant")
 
 
-class InvalidTrajectory(ValueError):
+class InvalidTrajectory(InputError):
     """A trajectory that breaks the schema; `where` names the file:line or id it came from."""
 
     def __init__(self, where: str, reason: str):

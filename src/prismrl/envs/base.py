@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, runtime_checkable
 
+from prismrl.errors import UnknownName
+
 StepResult = tuple[str, float, bool, dict[str, Any]]
 
 
@@ -53,7 +55,7 @@ def agent_env_config(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def make(name: str, **cfg: Any) -> Env:
     if name not in REGISTRY:
-        raise KeyError(f"unknown environment {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise UnknownName(f"unknown environment {name!r}; known: {', '.join(sorted(REGISTRY))}")
     module_name, factory = REGISTRY[name].split(":")
     return getattr(importlib.import_module(module_name), factory)(**cfg)
 
@@ -61,5 +63,5 @@ def make(name: str, **cfg: Any) -> Env:
 def prompt_module(name: str):
     """The env's prompt module (`SYSTEM_PROMPT`, `observation_message`)."""
     if name not in REGISTRY:
-        raise KeyError(f"unknown environment {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise UnknownName(f"unknown environment {name!r}; known: {', '.join(sorted(REGISTRY))}")
     return importlib.import_module(REGISTRY[name].split(":")[0].rsplit(".", 1)[0] + ".prompt")

@@ -63,6 +63,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from prismrl.envs import base
+from prismrl.errors import ConfigError, UnknownName
 
 __all__ = ["EXPERT", "EnvPool", "Episode", "StepOutcome"]
 
@@ -268,11 +269,11 @@ class EnvPool:
     def __init__(self, env_name: str, env_config: dict[str, Any] | None = None, n_workers: int = 0,
                  start_method: str = "spawn", timeout: float | None = None):
         if env_name not in base.REGISTRY:
-            raise KeyError(f"unknown environment {env_name!r}; known: {', '.join(sorted(base.REGISTRY))}")
+            raise UnknownName(f"unknown environment {env_name!r}; known: {', '.join(sorted(base.REGISTRY))}")
         if n_workers < 0:
-            raise ValueError("n_workers must be >= 0")
+            raise ConfigError("n_workers must be >= 0")
         if start_method not in ("spawn", "forkserver"):
-            raise ValueError(f"start_method must be 'spawn' or 'forkserver', not {start_method!r}")
+            raise ConfigError(f"start_method must be 'spawn' or 'forkserver', not {start_method!r}")
         self.env_name = env_name
         self.env_config = dict(env_config or {})
         self.n_workers = n_workers

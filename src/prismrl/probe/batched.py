@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from prismrl.data.format import IGNORE_INDEX
+from prismrl.errors import ConfigError
 from prismrl.probe.units import find_units
 
 NORM_METHODS = ("auto", "einsum", "gram")
@@ -110,7 +111,7 @@ class BatchedProbe:
     def __init__(self, model: torch.nn.Module, norm_method: str = "auto", gradient_checkpointing: bool = False,
                  logits_on_response_only: bool = True, max_chunk_elements: int = 1 << 25):
         if norm_method not in NORM_METHODS:
-            raise ValueError(f"norm_method {norm_method!r}: use one of {', '.join(NORM_METHODS)}")
+            raise ConfigError(f"norm_method {norm_method!r}: use one of {', '.join(NORM_METHODS)}")
         self.model = model
         self.norm_method = norm_method
         self.gradient_checkpointing = gradient_checkpointing
@@ -214,7 +215,7 @@ class BatchedProbe:
 
         layers = [m for m in self.model.modules() if isinstance(m, GradientCheckpointingLayer)]
         if not layers:
-            raise ValueError(f"gradient checkpointing: {type(self.model).__name__} has no transformers GradientCheckpointingLayer blocks")
+            raise ConfigError(f"gradient checkpointing: {type(self.model).__name__} has no transformers GradientCheckpointingLayer blocks")
         return layers
 
     @staticmethod

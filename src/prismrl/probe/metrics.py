@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prismrl.errors import ConfigError
+
 
 def _rows(g) -> np.ndarray:
     g = np.asarray(g, dtype=np.float64)
@@ -72,7 +74,7 @@ def normalize(g, unit_numel, how: str = "none") -> np.ndarray:
         return g
     if how == "sqrt-numel":
         return g / np.sqrt(np.asarray(unit_numel, dtype=np.float64))[None, :]
-    raise ValueError(f"unknown normalization {how!r}; use one of {NORMALIZATIONS}")
+    raise ConfigError(f"unknown normalization {how!r}; use one of {NORMALIZATIONS}")
 
 
 def score_all(g, unit_numel=None, how: str = "none") -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import prismrl
 from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.schema import Trajectory
+from prismrl.errors import ConfigError, PrismError
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix, repair_jsonl
 from prismrl.probe.units import find_units
 
@@ -34,7 +35,7 @@ RANK_FILE_GLOB = "probe.rank*.jsonl"  # one per process of a multi-process run, 
 _IDENTITY_KEYS = ("model", "unit_names", "max_length", "dtype", "chat_template_sha256")
 
 
-class ProbeMismatch(RuntimeError):
+class ProbeMismatch(PrismError, RuntimeError):
     pass
 
 
@@ -214,7 +215,7 @@ def run_probe(
     from prismrl.probe.batched import BatchedProbe, plan_batches
 
     if batch_tokens is not None and batch_tokens < 1:
-        raise ValueError(f"--batch-tokens must be a positive number of tokens, got {batch_tokens}")
+        raise ConfigError(f"--batch-tokens must be a positive number of tokens, got {batch_tokens}")
     out_dir = Path(out_dir)
     rank, world = distributed.rank_and_world()
     batched = bool(batch_tokens) or gradient_checkpointing

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from prismrl.errors import ConfigError
+
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
 _SEPARATE = {
     "self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v", "self_attn.o_proj": "o",
@@ -31,7 +33,7 @@ _SEPARATE = {
 UNIT_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 
 
-class NoUnitsFound(ValueError):
+class NoUnitsFound(ConfigError):
     pass
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import matplotlib
 
+from prismrl.errors import MissingFile
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -25,7 +27,7 @@ BASELINE = "rl-all"
 def load_run(run_dir: Path) -> dict:
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
-        raise FileNotFoundError(f"{run_dir} has no summary.json: the run is unfinished (rerun `prism run` to resume it)")
+        raise MissingFile(f"{run_dir} has no summary.json: the run is unfinished (rerun `prism run` to resume it)")
     summary = json.loads(summary_path.read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     return {"dir": str(run_dir), "method": summary["method"], "seed": config.get("seed"), "env": config.get("env"),

@@ -33,6 +33,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from prismrl.agent import Episode, SamplingConfig, rollout
+from prismrl.errors import ConfigError, TrainingDiverged
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
 
@@ -92,7 +93,7 @@ class TaskSampler:
 
     def __init__(self, task_ids: list[str], per_step: int, seed: int):
         if not task_ids:
-            raise ValueError("RL needs at least one task id")
+            raise ConfigError("RL needs at least one task id")
         self.task_ids = sorted(set(task_ids))
         self.per_step = min(per_step, len(self.task_ids))
         self.seed = seed
@@ -173,7 +174,7 @@ def gigpo_step_advantages(group: list[Episode], invalid_penalty: float, gamma: f
             if scale < 2 * eps:
                 continue
         else:
-            raise ValueError(f"RLConfig.gigpo_mode must be mean_std_norm or mean_norm, got {mode!r}")
+            raise ConfigError(f"RLConfig.gigpo_mode must be mean_std_norm or mean_norm, got {mode!r}")
         for (e, t), value in zip(members, values):
             advantages[e][t] = float((value - values.mean()) / scale)
     return advantages
@@ -219,7 +220,7 @@ def episode_reward(episode: Episode, reward: str) -> float:
         return 10.0 * float(episode.won)
     if reward == "score":
         return episode.reward
-    raise ValueError(f"RLConfig.reward must be success or score, got {reward!r}")
+    raise ConfigError(f"RLConfig.reward must be success or score, got {reward!r}")
 
 
 def turn_scores(episode: Episode, invalid_penalty: float, reward: str = "score") -> list[float]:
@@ -385,7 +386,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         engine = VLLMEngine(model_folder(str(checkpoint) if checkpoint else cfg.model), gpu_memory_utilization=cfg.vllm_gpu_memory,
                             seed=cfg.seed, dtype=cfg.dtype)
     elif cfg.backend != "transformers":
-        raise ValueError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
+        raise ConfigError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     summary: dict = {}
     with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board, \
@@ -490,7 +491,7 @@ def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLC
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             if not math.isfinite(grad_norm.item()):
                 optimizer.zero_grad(set_to_none=True)
-                raise FloatingPointError("non-finite gradient in the GRPO update; lower the lr or check the rewards")
+                raise TrainingDiverged("non-finite gradient in the GRPO update; lower the lr or check the rewards")
             optimizer.step()
     model.eval()
     return {**stats, "loss": loss_total, "kl": kl_total / n_tokens, "entropy": entropy_total / n_tokens,

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, Encoded, encode
 from prismrl.data.io import load_trajectories
 from prismrl.data.schema import Trajectory
+from prismrl.errors import ConfigError, InputError, OutputExists
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
@@ -101,13 +102,13 @@ class SFTTrainConfig:
         else:
             self.lora_targets = tuple(self.lora_targets)
         if not self.data:
-            raise ValueError("SFTTrainConfig.data: give the trajectory file to train on")
+            raise ConfigError("SFTTrainConfig.data: give the trajectory file to train on")
         for name in ("max_length", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"SFTTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"SFTTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         resolve_dtype(self.dtype)  # raises on an unknown name
         if self.max_steps <= 0 and self.epochs <= 0:
-            raise ValueError("SFTTrainConfig: epochs must be > 0 (or set max_steps)")
+            raise ConfigError("SFTTrainConfig: epochs must be > 0 (or set max_steps)")
 
 
 def uses_checkpointing(cfg: SFTTrainConfig) -> bool:
@@ -474,7 +475,7 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
 
     checkpoint = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
     if checkpoint and not cfg.resume:
-        raise FileExistsError(
+        raise OutputExists(
             f"{out} already holds {Path(checkpoint).name}; pass resume=True to continue from it, or use a fresh out folder"
         )
     if cfg.resume and checkpoint is None:
@@ -493,7 +494,7 @@ def _train(cfg: SFTTrainConfig, out: Path, checkpoint: str | None, beat: Heartbe
     if model.device.type != "cuda" and resolve_dtype(cfg.dtype) != torch.float32:
         log.warning("SFT on %s computes in float32 (dtype=%s applies on CUDA only)", model.device.type, cfg.dtype)
     if getattr(model, "is_quantized", False) or getattr(model, "hf_quantizer", None) is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{cfg.model} is flagged as quantised, which Trainer refuses to train; load GGUF models through their "
             "converted safetensors folder (see prismrl.models.builtin_smollm2_folder)"
         )
@@ -502,11 +503,11 @@ def _train(cfg: SFTTrainConfig, out: Path, checkpoint: str | None, beat: Heartbe
     for skipped in train.skipped:
         log.warning("SFT: skipping %s (%s): %s", skipped["id"], skipped["where"], skipped["reason"])
     if not train.encoded:
-        raise ValueError(f"no trainable trajectory in {cfg.data}: {len(train.skipped)} skipped ({train.skipped[:3]} ...)")
+        raise InputError(f"no trainable trajectory in {cfg.data}: {len(train.skipped)} skipped ({train.skipped[:3]} ...)")
 
     evalset = load_and_encode(cfg.eval_data, tokenizer, cfg.max_length, cfg.skip_invalid) if cfg.eval_data else None
     if evalset is not None and not evalset.encoded:
-        raise ValueError(f"no usable held-out trajectory in {cfg.eval_data}: {evalset.skipped[:3]} ...")
+        raise InputError(f"no usable held-out trajectory in {cfg.eval_data}: {evalset.skipped[:3]} ...")
 
     metrics_path = out / METRICS_FILE
     if main and checkpoint:

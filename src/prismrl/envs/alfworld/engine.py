@@ -29,6 +29,7 @@ import textworld.gym
 from alfworld.agents.environment.alfred_tw_env import TASK_TYPES as ALFWORLD_TASK_TYPES
 
 from prismrl.envs.alfworld.expert import PrivateRandom, check_expert, expert_thought, request_infos, wrappers
+from prismrl.errors import ConfigError, UnknownName
 
 # pick_and_place_simple, look_at_obj_in_light, pick_clean_then_place_in_recep,
 # pick_heat_then_place_in_recep, pick_cool_then_place_in_recep, pick_two_obj_and_place
@@ -52,7 +53,7 @@ class AlfWorldEnv:
         """
         data_dir = data_dir or os.environ.get("ALFWORLD_DATA")
         if not data_dir:
-            raise ValueError("AlfWorldEnv needs data_dir or $ALFWORLD_DATA (a folder holding json_2.1.1/)")
+            raise ConfigError("AlfWorldEnv needs data_dir or $ALFWORLD_DATA (a folder holding json_2.1.1/)")
         data_dir = Path(data_dir).expanduser()
         self.root = data_dir / "json_2.1.1" if (data_dir / "json_2.1.1").is_dir() else data_dir
         self.expert = None if expert is None else check_expert(expert)
@@ -79,7 +80,7 @@ class AlfWorldEnv:
     def reset(self, task_id: str) -> tuple[str, dict[str, Any]]:
         split = task_id.split("/", 1)[0]
         if split not in SPLITS or task_id not in set(self.tasks(split)):
-            raise KeyError(f"unknown ALFWorld task id {task_id!r} (not a playable game under {self.root})")
+            raise UnknownName(f"unknown ALFWorld task id {task_id!r} (not a playable game under {self.root})")
         self._env = self._game(str(self.root / task_id / GAME_FILE))
         # the handcoded expert draws from `random`: one private stream per task keeps it reproducible
         self._random = PrivateRandom(zlib.crc32(task_id.encode()))
@@ -148,7 +149,7 @@ class AlfWorldEnv:
 def _scan(root: Path, split: str) -> list[str]:
     """Playable games of a split, sorted; the same filters as alfworld's AlfredTWEnv."""
     if split not in SPLITS:
-        raise KeyError(f"unknown ALFWorld split {split!r}; expected one of {SPLITS}")
+        raise UnknownName(f"unknown ALFWorld split {split!r}; expected one of {SPLITS}")
     base = root / split
     if not base.is_dir():
         return []

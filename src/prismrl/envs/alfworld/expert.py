@@ -22,12 +22,14 @@ import textworld
 from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredExpert, AlfredInfos
 from textworld.envs import PddlEnv
 
+from prismrl.errors import ConfigError
+
 EXPERT_TYPES = ("planner", "handcoded")
 
 
 def check_expert(expert_type: str) -> str:
     if expert_type not in EXPERT_TYPES:
-        raise ValueError(f"unknown ALFWorld expert {expert_type!r}; expected one of {EXPERT_TYPES}")
+        raise ConfigError(f"unknown ALFWorld expert {expert_type!r}; expected one of {EXPERT_TYPES}")
     return expert_type
 
 

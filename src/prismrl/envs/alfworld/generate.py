@@ -69,6 +69,7 @@ from alfworld.info import ALFRED_PDDL_PATH, ALFRED_TWL2_PATH
 from prismrl.envs.alfworld.engine import SPLITS, TASK_TYPES
 from prismrl.envs.alfworld.expert import isolated_random
 from prismrl.envs.alfworld.verify import TIMED_OUT, PlannerWorker
+from prismrl.errors import ConfigError
 from prismrl.progress import Progress
 
 SEEN_SCENES: tuple[int, ...] = tuple(C.TRAIN_SCENE_NUMBERS)
@@ -429,11 +430,11 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
     verify games in parallel. Returns the counts and the task ids (in index order).
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        raise ConfigError(f"unknown split {split!r}; expected one of {SPLITS}")
     types = list(task_types or TASK_TYPES)
     unknown = [t for t in types if t not in TASK_TYPES]
     if unknown:
-        raise ValueError(f"unknown task types {unknown}; expected among {TASK_TYPES}")
+        raise ConfigError(f"unknown task types {unknown}; expected among {TASK_TYPES}")
     root = Path(out_dir) / "json_2.1.1" / split
     root.mkdir(parents=True, exist_ok=True)
 

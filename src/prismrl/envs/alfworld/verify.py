@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from prismrl.envs.alfworld.expert import make_expert_env
+from prismrl.errors import SetupError
 
 MAX_PLAN_STEPS = 50
 TIMED_OUT = "timed out"
@@ -85,7 +86,7 @@ class PlannerWorker:
         # imports take seconds; they must not eat into the first game's time budget
         if self._proc.stdout.readline().strip() != "ready":
             self._stop()
-            raise RuntimeError("the ALFWorld planner worker did not start (is alfworld installed?)")
+            raise SetupError("the ALFWorld planner worker did not start (is alfworld installed?)")
 
     def walkthrough(self, gamefile: str | Path, timeout: float) -> list[str] | None | str:
         """Winning commands, None (the planner cannot win), or TIMED_OUT after `timeout` CPU seconds."""

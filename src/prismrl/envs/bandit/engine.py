@@ -5,6 +5,8 @@ does not, cannot. Task ids are `bandit-<i>`; they differ only in the room descri
 
 from __future__ import annotations
 
+from prismrl.errors import UnknownName
+
 ROOMS = ["a dusty hall", "a quiet library", "a cold cellar", "a bright kitchen", "a long corridor", "an old chapel", "a tiny attic", "a grand ballroom"]
 
 
@@ -18,7 +20,7 @@ class BanditEnv:
 
     def tasks(self, split: str) -> list[str]:
         if split not in ("train", "test"):
-            raise KeyError(f"unknown split {split!r}; use train or test")
+            raise UnknownName(f"unknown split {split!r}; use train or test")
         offset = 0 if split == "train" else self.n_tasks
         return [f"bandit-{i}" for i in range(offset, offset + self.n_tasks)]
 
@@ -26,7 +28,7 @@ class BanditEnv:
         try:
             index = int(task_id.removeprefix("bandit-"))
         except ValueError:
-            raise KeyError(f"unknown bandit task id {task_id!r}; expected bandit-<n>") from None
+            raise UnknownName(f"unknown bandit task id {task_id!r}; expected bandit-<n>") from None
         self._task = task_id
         room = ROOMS[index % len(ROOMS)]
         observation = f"You are in {room}. There are two doors. Open one: left or right."

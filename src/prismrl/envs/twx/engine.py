@@ -11,6 +11,7 @@ import shutil
 from typing import Any
 
 from prismrl.envs.twx.expert import thought_for
+from prismrl.errors import SetupError, UnknownName
 
 FOLDS = {"train": "train", "dev": "dev", "valid": "dev", "test": "test"}
 # Small games by default: short gold paths keep expert trajectories within a CPU-friendly context.
@@ -27,7 +28,7 @@ class TextWorldExpressEnv:
     def __init__(self, games: tuple[str, ...] | list[str] = ("cookingworld", "twc", "coin"), game_params: dict[str, str] | None = None,
                  max_steps: int = 50, tasks_per_split: int | None = None):
         if shutil.which("java") is None:
-            raise RuntimeError("TextWorld-Express needs a Java runtime: apt-get install default-jre-headless")
+            raise SetupError("TextWorld-Express needs a Java runtime: apt-get install default-jre-headless")
         from textworld_express import TextWorldExpressEnv as Engine
 
         self.games = list(games)
@@ -52,7 +53,7 @@ class TextWorldExpressEnv:
     @staticmethod
     def _fold(split: str) -> str:
         if split not in FOLDS:
-            raise KeyError(f"unknown split {split!r}; use one of {sorted(FOLDS)}")
+            raise UnknownName(f"unknown split {split!r}; use one of {sorted(FOLDS)}")
         return FOLDS[split]
 
     def _parse(self, task_id: str) -> tuple[str, str, int]:
@@ -62,7 +63,7 @@ class TextWorldExpressEnv:
                 raise ValueError
             return game, fold, int(seed)
         except ValueError:
-            raise KeyError(f"unknown twx task id {task_id!r}; expected <game>-<train|dev|test>-<seed> with game in {self.games}") from None
+            raise UnknownName(f"unknown twx task id {task_id!r}; expected <game>-<train|dev|test>-<seed> with game in {self.games}") from None
 
     def reset(self, task_id: str) -> tuple[str, dict[str, Any]]:
         game, fold, seed = self._parse(task_id)

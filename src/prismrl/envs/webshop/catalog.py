@@ -24,6 +24,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
+from prismrl.errors import MissingFile
+
 
 @dataclass(frozen=True)
 class ProductType:
@@ -400,12 +402,12 @@ def load_original_products(data_dir: str | Path, num_products: int | None = None
             return find_original_file(data_dir, kind)
         path = Path(data_dir) / files[kind]
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: the chosen WebShop preset reads it")
+            raise MissingFile(f"{path} not found: the chosen WebShop preset reads it")
         return path
 
     path = file_of("products")
     if path is None:
-        raise FileNotFoundError(f"no items_shuffle*.json in {data_dir}")
+        raise MissingFile(f"no items_shuffle*.json in {data_dir}")
     raw = _load_json(path)
     attributes = _load_json(file_of("attributes")) or {}
     human = _load_json(file_of("human")) or {}

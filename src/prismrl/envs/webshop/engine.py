@@ -39,6 +39,7 @@ from prismrl.envs.webshop.catalog import generate_catalog, load_original_product
 from prismrl.envs.webshop.goals import original_goals, split_goals, synthetic_goals
 from prismrl.envs.webshop.reward import NounTagger, Reward, get_reward
 from prismrl.envs.webshop.search import PRODUCT_WINDOW, SearchEngine
+from prismrl.errors import ConfigError, UnknownName
 
 SEP = " [SEP] "
 SEARCH_PLACEHOLDER = "search[<your query>]"
@@ -119,9 +120,9 @@ class WebShopEnv:
         files = None
         if preset is not None:
             if preset not in PRESETS:
-                raise ValueError(f"unknown WebShop preset {preset!r}; known: {', '.join(PRESETS)}")
+                raise ConfigError(f"unknown WebShop preset {preset!r}; known: {', '.join(PRESETS)}")
             if data_dir is None:
-                raise ValueError(f"WebShop preset {preset!r} reads the original data files: set data_dir too")
+                raise ConfigError(f"WebShop preset {preset!r} reads the original data files: set data_dir too")
             chosen = PRESETS[preset]
             files = tuple(sorted(chosen["files"].items()))
             n_test = chosen["n_test"] if n_test is None else n_test
@@ -141,13 +142,13 @@ class WebShopEnv:
 
     def tasks(self, split: str) -> list[str]:
         if split not in self.splits:
-            raise KeyError(f"unknown WebShop split {split!r}; known: {', '.join(self.splits)}")
+            raise UnknownName(f"unknown WebShop split {split!r}; known: {', '.join(self.splits)}")
         return [str(i) for i in self.splits[split]]
 
     def reset(self, task_id: str) -> tuple[str, dict[str, Any]]:
         key = str(task_id)
         if not key.isdigit() or int(key) >= len(self.goals):
-            raise KeyError(f"unknown WebShop task id {task_id!r}; ids are goal indexes '0'..'{len(self.goals) - 1}'")
+            raise UnknownName(f"unknown WebShop task id {task_id!r}; ids are goal indexes '0'..'{len(self.goals) - 1}'")
         self.session = Session(task_id=key, goal=self.goals[int(key)])
         return self.observation(), self._info()
 

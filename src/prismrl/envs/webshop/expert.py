@@ -87,7 +87,7 @@ def next_action(env: "WebShopEnv") -> tuple[str, str]:
             if s.results.index(target) >= s.page_no * PRODUCT_WINDOW:
                 return f"None of these is the right {what}; I will check the next page.", "click[next >]"
             return f"The right {what} was on an earlier page; I will go back.", "click[< prev]"
-        return f"None of these results fits the instruction; I will search again.", "click[back to search]"
+        return "None of these results fits the instruction; I will search again.", "click[back to search]"
 
     if s.page == "sub":
         return "I have the details I need; back to the product page.", "click[< prev]"
