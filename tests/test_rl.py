@@ -68,6 +68,16 @@ def test_grpo_learns_the_known_best_action(undecided_policy, tmp_path):
     assert after >= before + 0.25 and after >= 0.8, (before, after)
     episodes = [json.loads(line) for line in (tmp_path / "eval_after" / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 32 and episodes[0]["messages"][-1]["role"] == "assistant"
+    assert (tmp_path / "rl" / "rl_curve.png").stat().st_size > 0
+
+
+def test_the_rl_curve_splits_each_step_into_rollout_and_update():
+    from prismrl.train.curve import rl_curve
+
+    metrics = [{"step": 1, "reward": 0.2, "success": 0.25, "seconds": 100.0, "rollout_seconds": 40.0},
+               {"step": 2, "reward": 0.5, "success": 0.5, "seconds": 90.0, "rollout_seconds": 30.0}]
+    curve = rl_curve(metrics)
+    assert curve["reward"] == [0.2, 0.5] and curve["update_seconds"] == [60.0, 60.0] and curve["step"] == [1, 2]
 
 
 def test_the_update_reports_every_micro_batch(undecided_policy, tmp_path, monkeypatch):

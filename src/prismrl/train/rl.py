@@ -36,6 +36,7 @@ from prismrl.agent import Episode, SamplingConfig, rollout
 from prismrl.errors import ConfigError, TrainingDiverged
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
+from prismrl.train.curve import plot_rl
 
 
 @dataclass
@@ -416,6 +417,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
                            tasks=sorted(set(tasks)))
             metrics_sink.write(metrics)
+            plot_rl(read_jsonl_prefix(out / "rl_metrics.jsonl"), out / "rl_curve.png")  # a killed run keeps its curve
             for key, value in metrics.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
                     board.add_scalar(f"rl/{key}", value, step + 1)
