@@ -16,7 +16,7 @@ def test_loss_only_on_assistant_generations(tiny):
     _, tokenizer = tiny
     trajectory = make_trajectory(1, turns=3)
     encoded = encode(trajectory, tokenizer)
-    text = tokenizer.decode([t for t, l in zip(encoded.input_ids, encoded.labels) if l != IGNORE_INDEX])
+    text = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels) if label != IGNORE_INDEX])
     expected = "".join(m["content"] + "<|im_end|>\n" for m in trajectory.messages if m["role"] == "assistant")
     assert text == expected
 

@@ -129,7 +129,7 @@ def test_resume_gives_the_uninterrupted_result(undecided_policy, tmp_path):
     b = load_model(resumed["final"], device="cpu")[0].state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    rewards = lambda run: [json.loads(l)["reward"] for l in (tmp_path / run / "rl_metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    rewards = lambda run: [json.loads(line)["reward"] for line in (tmp_path / run / "rl_metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert rewards("clean") == rewards("resumed")
 
 

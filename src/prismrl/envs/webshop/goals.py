@@ -23,10 +23,10 @@ import itertools
 import random
 from typing import Any
 
+from prismrl.envs.webshop.catalog import CATEGORIES
+
 Goal = dict[str, Any]
 Product = dict[str, Any]
-
-from prismrl.envs.webshop.catalog import CATEGORIES
 
 PRICE_RANGE = [10.0 * i for i in range(1, 100)]
 NO_PRICE_LIMIT = 1_000_000.0
