@@ -1,7 +1,7 @@
 """Crash-safe file output shared by every phase.
 
-Whole files are written to a temporary sibling and renamed into place, so a reader never sees
-half a file. Long-running phases instead append one JSON line at a time with fsync, and on
+Whole files and folders (checkpoints, models, datasets) are written to a temporary sibling and
+renamed into place, so a reader never sees half of one. Long-running phases instead append one JSON line at a time with fsync, and on
 restart drop a torn last line (`read_jsonl_prefix`), so finished work is never lost.
 """
 
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,35 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Fill the yielded staging folder; on success it becomes `target` (replacing an older one),
+    on an exception it is deleted, so `target` is never half written."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; give it a plain mkdir's mode
+    try:
+        yield staging
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def replace_dir(staging: str | Path, target: str | Path) -> None:
+    """Move a finished folder into place; an older `target` is moved aside first, then removed."""
+    staging, target = Path(staging), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

@@ -12,15 +12,14 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
 from prismrl.errors import ConfigError, PrismError
+from prismrl.fileio import atomic_dir
 from prismrl.progress import quiet_library_bars
 
 BUILTIN_DEFAULT = "builtin:smollm2-135m"
@@ -70,15 +69,9 @@ def builtin_smollm2_folder() -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
-    try:
+    with atomic_dir(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from prismrl.data.schema import InvalidTrajectory, Trajectory
 from prismrl.errors import ConfigError, MissingFile
-from prismrl.fileio import atomic_write_jsonl
+from prismrl.fileio import atomic_dir, atomic_write_jsonl
 
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
@@ -124,17 +124,11 @@ def save_trajectories(trajectories: list[Trajectory], path: str | Path, fmt: str
 
         atomic_write_json(path, [to_sharegpt(t) for t in trajectories])
     elif fmt == "hf":
-        import shutil
-        import tempfile
-
         import datasets
 
         rows = [_to_hf_row(t) for t in trajectories]
-        staging = Path(tempfile.mkdtemp(dir=path.parent if path.parent.exists() else None, prefix=f".{path.name}."))
-        datasets.Dataset.from_list(rows).save_to_disk(str(staging))
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
+        with atomic_dir(path) as staging:
+            datasets.Dataset.from_list(rows).save_to_disk(str(staging))
     else:
         raise ConfigError(f"unknown format {fmt!r}; use jsonl, sharegpt or hf")
 

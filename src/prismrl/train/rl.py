@@ -34,7 +34,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from prismrl.agent import Episode, SamplingConfig, rollout
 from prismrl.errors import ConfigError, TrainingDiverged
-from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
 from prismrl.train.curve import plot_rl
 
@@ -325,13 +325,11 @@ def _latest_checkpoint(out: Path) -> Path | None:
 
 
 def _save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, cfg: RLConfig) -> None:
-    target = out / f"checkpoint-{step}"
-    staging = out / f".checkpoint-{step}.tmp"
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
-    atomic_write_json(staging / "rl_config.json", asdict(cfg))
-    staging.rename(target)
+    with atomic_dir(out / f"checkpoint-{step}") as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
+        atomic_write_json(staging / "rl_config.json", asdict(cfg))
 
 
 def mixed_precision(dtype: str, device: torch.device):
@@ -427,10 +425,9 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             summary = metrics
     final = out / "final"
     if not final.exists():
-        final_tmp = out / ".final.tmp"
-        model.save_pretrained(final_tmp)
-        tokenizer.save_pretrained(final_tmp)
-        final_tmp.rename(final)
+        with atomic_dir(final) as staging:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
     return {**summary, "start_step": start_step, "final": str(final), "model": name}
 
 

@@ -32,7 +32,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, 
 from prismrl.data.io import load_trajectories
 from prismrl.data.schema import Trajectory
 from prismrl.errors import ConfigError, InputError, OutputExists
-from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
+from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix, replace_dir
 from prismrl.heartbeat import Heartbeat
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
 from prismrl.progress import PlainProgress, quiet_library_bars
@@ -276,29 +275,11 @@ def _checkpoint_step(checkpoint: str) -> int:
     return int(Path(checkpoint).name.split("-")[-1])
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Move a finished folder into place so `target` is never half written."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _save_pretrained(model, tokenizer, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
-        _replace_dir(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def build_trainer(cfg: SFTTrainConfig, model, tokenizer, train_dataset, eval_dataset=None, callbacks=()):
@@ -448,7 +429,7 @@ def _save_final(trainer, cfg: SFTTrainConfig, out: Path) -> tuple[Path, Path | N
     trainer.accelerator.wait_for_everyone()
     if not main:
         return final, adapter
-    _replace_dir(staging, target)
+    replace_dir(staging, target)
     if cfg.lora:
         if sharded:
             from peft import PeftModel

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import random
 import shutil
@@ -70,6 +69,7 @@ from prismrl.envs.alfworld.engine import SPLITS, TASK_TYPES
 from prismrl.envs.alfworld.expert import isolated_random
 from prismrl.envs.alfworld.verify import TIMED_OUT, PlannerWorker
 from prismrl.errors import ConfigError
+from prismrl.fileio import replace_dir
 from prismrl.progress import Progress
 
 SEEN_SCENES: tuple[int, ...] = tuple(C.TRAIN_SCENE_NUMBERS)
@@ -524,7 +524,7 @@ def _write_verified(game: Game, split: str, index: int, final: Path, worker: Pla
         data.update(solvable=True, walkthrough=walkthrough)
         (scratch / "game.tw-pddl").write_text(json.dumps(data))
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(scratch, final)
+        replace_dir(scratch, final)
         return "generated"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
