@@ -28,3 +28,23 @@ def test_a_ledger_killed_mid_write_takes_the_next_phase_on_a_line_of_its_own(tmp
     with ledger.phase("eval", tmp_path, 10):
         pass
     assert [r["phase"] for r in read_jsonl_prefix(tmp_path / ledger.LEDGER_FILE)] == ["eval"]
+
+
+def test_a_folder_is_replaced_whole_or_left_as_it_was(tmp_path):
+    import pytest
+
+    from prismrl.fileio import atomic_dir
+
+    target = tmp_path / "final"
+    with atomic_dir(target) as staging:
+        (staging / "weights").write_text("v1")
+    assert (target / "weights").read_text() == "v1"
+    with pytest.raises(RuntimeError), atomic_dir(target) as staging:
+        (staging / "weights").write_text("half of v2")
+        raise RuntimeError("killed mid-save")
+    assert (target / "weights").read_text() == "v1"
+    with atomic_dir(target) as staging:
+        (staging / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]  # no staging or old copy left
+    assert oct(target.stat().st_mode & 0o777) != oct(0o700)
