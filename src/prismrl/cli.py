@@ -85,7 +85,7 @@ def probe(
     Runs across processes under `torchrun --nproc_per_node N -m prismrl.cli probe ...` (or accelerate launch)."""
     use_threads(threads)
     from prismrl import pipeline
-    from prismrl.probe.distributed import launched_rank
+    from prismrl.launch import launched_rank
 
     try:
         cfg = resolve(RouteConfig, config, data=data, out=out, model=model, max_length=max_length, dtype=dtype,

@@ -119,7 +119,7 @@ def _check_complete(records: list[dict], trajectories, probe_dir) -> None:
 
 def probe_and_route(cfg: RouteConfig) -> RouteResult:
     """Stages I–III: probe (or reuse cfg.probe), score, route, write halves + split.json + report."""
-    from prismrl.probe.distributed import launched_world_size
+    from prismrl.launch import launched_world_size
 
     if launched_world_size() > 1:
         raise ConfigError("only `prism probe` runs across processes: probe with torchrun/accelerate, "

@@ -9,10 +9,11 @@ barriers are exchanged: each rank probes its share and appends to its own file, 
 
 from __future__ import annotations
 
-import os
 
 import torch
 import torch.distributed as dist
+
+from prismrl.launch import launched_local_rank, launched_world_size
 
 _joined_here = False
 
@@ -23,14 +24,6 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def launched_world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def launched_rank() -> int:
-    return int(os.environ.get("RANK", "0")) if launched_world_size() > 1 else 0
-
-
 def init_from_env(device: str | None) -> str | None:
     """Join the process group when launched with WORLD_SIZE > 1; returns the device this rank uses."""
     global _joined_here
@@ -38,7 +31,7 @@ def init_from_env(device: str | None) -> str | None:
         return device
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = launched_local_rank()
     on_gpu = device.startswith("cuda") if device else torch.cuda.is_available()
     if on_gpu:
         torch.cuda.set_device(local_rank)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -46,6 +45,7 @@ from prismrl.data.schema import Trajectory
 from prismrl.errors import ConfigError, InputError, OutputExists
 from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix, replace_dir
 from prismrl.heartbeat import Heartbeat
+from prismrl.launch import launched_local_rank, launched_rank
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
 from prismrl.progress import PlainProgress, quiet_library_bars
 
@@ -403,13 +403,6 @@ def score_labelled_positions_only(model) -> None:
     model.forward = forward
 
 
-def _launched_rank() -> tuple[int, int]:
-    """(this process's global rank, local rank) as set by accelerate launch / torchrun; (0, 0) alone."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 0
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def _save_final(trainer, cfg: SFTTrainConfig, out: Path) -> tuple[Path, Path | None]:
     """Save `final/` (and `adapter/` for LoRA) from the main process, atomically.
 
@@ -449,7 +442,7 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
     from transformers.trainer_utils import get_last_checkpoint
 
     started = time.time()
-    rank, local_rank = _launched_rank()
+    rank, local_rank = launched_rank(), launched_local_rank()
     main = rank == 0
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
