@@ -320,8 +320,11 @@ def grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, clip_eps: 
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
-    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return checkpoints[-1] if checkpoints else None
+    """The Trainer's rule (highest checkpoint-N), so SFT and RL folders resume alike."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    latest = get_last_checkpoint(str(out)) if out.is_dir() else None
+    return Path(latest) if latest else None
 
 
 def _save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, cfg: RLConfig) -> None:
