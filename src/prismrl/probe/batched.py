@@ -49,7 +49,7 @@ from torch.utils.checkpoint import checkpoint
 
 from prismrl.data.format import IGNORE_INDEX
 from prismrl.errors import ConfigError
-from prismrl.probe.units import find_units
+from prismrl.probe.units import find_units, frozen
 
 NORM_METHODS = ("auto", "einsum", "gram")
 
@@ -235,10 +235,8 @@ class BatchedProbe:
     # --- context -----------------------------------------------------------------------------
 
     def __enter__(self) -> "BatchedProbe":
-        self._saved_requires_grad = {name: p.requires_grad for name, p in self.model.named_parameters()}
-        self._was_training = self.model.training
-        self.model.eval()
-        self.model.requires_grad_(False)
+        self._frozen = frozen(self.model)
+        self._frozen.__enter__()
         self._handles = [spec.module.register_forward_hook(self._capture(i)) for i, spec in enumerate(self._specs)]
 
         def require_grad(module, args, output):
@@ -259,9 +257,7 @@ class BatchedProbe:
             handle.remove()
         for layer in self._wrapped:
             del layer.forward  # back to the class's forward
-        for name, parameter in self.model.named_parameters():
-            parameter.requires_grad_(self._saved_requires_grad[name])
-        self.model.train(self._was_training)
+        self._frozen.__exit__(*exc)
         self._clear()
 
     def _clear(self) -> None:

@@ -76,8 +76,3 @@ def normalize(g, unit_numel, how: str = "none") -> np.ndarray:
         return g / np.sqrt(np.asarray(unit_numel, dtype=np.float64))[None, :]
     raise ConfigError(f"unknown normalization {how!r}; use one of {NORMALIZATIONS}")
 
-
-def score_all(g, unit_numel=None, how: str = "none") -> dict[str, np.ndarray]:
-    """Every metric for every row of g, after the chosen normalization."""
-    x = normalize(g, unit_numel, how)
-    return {name: np.atleast_1d(metric(x)) for name, metric in METRICS.items()}

@@ -26,7 +26,7 @@ from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, 
 from prismrl.data.schema import Trajectory
 from prismrl.errors import ConfigError, PrismError
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix, repair_jsonl
-from prismrl.probe.units import find_units
+from prismrl.probe.units import find_units, frozen
 
 PROBE_FILE = "probe.jsonl"
 META_FILE = "probe_meta.json"
@@ -74,10 +74,8 @@ class GradientProbe:
         return take_norm_and_free
 
     def __enter__(self) -> "GradientProbe":
-        self._saved_requires_grad = {name: p.requires_grad for name, p in self.model.named_parameters()}
-        self._was_training = self.model.training
-        self.model.eval()
-        self.model.requires_grad_(False)
+        self._frozen = frozen(self.model)
+        self._frozen.__enter__()
         self._handles = []
         for index, group in enumerate(self.groups):
             group.parameter.requires_grad_(True)
@@ -87,10 +85,7 @@ class GradientProbe:
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
-        for name, parameter in self.model.named_parameters():
-            parameter.requires_grad_(self._saved_requires_grad[name])
-            parameter.grad = None
-        self.model.train(self._was_training)
+        self._frozen.__exit__(*exc)
 
     def __call__(self, input_ids: list[int], labels: list[int]) -> tuple[float, list[float]]:
         """(loss, one norm per unit in `self.units` order)."""
@@ -152,16 +147,6 @@ def _result_record(trajectory: Trajectory, encoded: Encoded, loss: float, norms:
         bad = [units[i].name for i, n in enumerate(norms) if not math.isfinite(n)]
         return {**record, "loss": loss, "norms": None, "flag": f"non-finite gradient in {len(bad)} units, first {bad[0]}"}
     return {**record, "loss": loss, "norms": norms}
-
-
-def probe_record(trajectory: Trajectory, tokenizer, probe: GradientProbe, max_length: int | None) -> dict:
-    """One line of probe.jsonl; trajectories that cannot be probed carry a `flag` and no norms."""
-    try:
-        encoded = encode(trajectory, tokenizer, max_length)
-    except CannotEncode as error:
-        return _unencodable_record(trajectory, error)
-    loss, norms = probe(encoded.input_ids, encoded.labels)
-    return _result_record(trajectory, encoded, loss, norms, probe.units)
 
 
 def _rank_files(out_dir: Path) -> list[Path]:

@@ -12,12 +12,15 @@ the same kind of unit:
 | Phi-3 style           | self_attn.qkv_proj     | q, k, v = rows [0,q) [q,q+kv) [q+kv,q+2kv)           |
 |                       | mlp.gate_up_proj       | gate, up = first and second half of the rows         |
 
-Embeddings, the LM head, norms and biases are not units.
+Embeddings, the LM head, norms and biases are not units. `frozen` is the state both probes
+measure the units in: the base model, untouched.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -102,3 +105,20 @@ def find_units(model: torch.nn.Module) -> list[UnitGroup]:
     order = {kind: i for i, kind in enumerate(UNIT_ORDER)}
     groups.sort(key=lambda g: (g.units[0].layer, order[g.units[0].kind]))
     return groups
+
+
+@contextmanager
+def frozen(model) -> Iterator[None]:
+    """The model in eval mode (no dropout) with no parameter requiring a gradient; on exit every
+    parameter's requires_grad and the training mode are as they were, and no gradient is left."""
+    saved = {name: p.requires_grad for name, p in model.named_parameters()}
+    was_training = model.training
+    model.eval()
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(saved[name])
+            parameter.grad = None
+        model.train(was_training)
