@@ -8,7 +8,7 @@ Design
 ------
 * **Slots.** `reset(task_ids)` discards every previous episode and starts one episode per task id
   in slots 0..k-1. Slot i lives on worker ``i % n_workers`` for the whole episode. The main
-  process keeps an `Episode` record per slot (task id, worker, steps, total reward, done, error);
+  process keeps a `SlotEpisode` record per slot (task id, worker, steps, total reward, done, error);
   `pool.live` lists the slots still running.
 * **One env per episode.** A worker binds a fresh-or-idle env instance (`make(env_name,
   **env_config)`) to each episode it holds, so episodes never share state; an env returns to the
@@ -25,7 +25,7 @@ Design
   pipe (EOF) or its process sentinel; one that does not answer within the call's timeout is
   killed. Either way it is restarted (`pool.restarts` counts), and every live episode it held
   ends with an error outcome: all of them are in that call's result, including held slots the
-  call did not step. An error never counts as a win (`StepOutcome.won`, `Episode.won`), and no
+  call did not step. An error never counts as a win (`StepOutcome.won`, `SlotEpisode.won`), and no
   episode is ever dropped silently. A worker's first call also waits for its first env to be built.
 * **Timeouts.** ``timeout`` (seconds, default None: wait as long as it takes) bounds each call;
   ``reset``/``step`` take ``timeout=`` to override it for one call. With ``n_workers=0`` the pool
@@ -65,7 +65,7 @@ from typing import Any
 from prismrl.envs import base
 from prismrl.errors import ConfigError, UnknownName
 
-__all__ = ["EXPERT", "EnvPool", "Episode", "StepOutcome"]
+__all__ = ["EXPERT", "EnvPool", "SlotEpisode", "StepOutcome"]
 
 
 class _Expert:
@@ -109,8 +109,8 @@ class StepOutcome:
 
 
 @dataclass
-class Episode:
-    """The main process's record of one slot's episode."""
+class SlotEpisode:
+    """The main process's record of one slot's episode (the rollout's transcript is `agent.Episode`)."""
 
     slot: int
     task_id: str
@@ -280,7 +280,7 @@ class EnvPool:
         self.timeout = timeout
         self.restarts = 0
         self._calls = 0  # call number, so that a reply to an interrupted call is never mistaken for a later one
-        self.episodes: list[Episode] = []
+        self.episodes: list[SlotEpisode] = []
         self._spec = base.REGISTRY[env_name]
         self._closed = False
         self._host: _Host | None = None
@@ -305,7 +305,7 @@ class EnvPool:
         ``("", {"error": ..., "won": False})`` and its slot is done."""
         self._check_open()
         n = max(self.n_workers, 1)
-        self.episodes = [Episode(slot=i, task_id=str(t), worker=i % n if self.n_workers else -1)
+        self.episodes = [SlotEpisode(slot=i, task_id=str(t), worker=i % n if self.n_workers else -1)
                          for i, t in enumerate(task_ids)]
         payloads = {w: [] for w in range(n)}
         for e in self.episodes:
@@ -379,7 +379,7 @@ class EnvPool:
             raise RuntimeError("the EnvPool is closed")
 
     @staticmethod
-    def _end_in_error(e: Episode, message: str) -> None:
+    def _end_in_error(e: SlotEpisode, message: str) -> None:
         e.done, e.won, e.error = True, False, message
         e.last_info = _error_info(message)
 
