@@ -204,6 +204,14 @@ def test_progress_in_a_log_is_plain_lines_with_eta():
     assert len(lines) == 2
     assert "probe 2/4 (50%)" in lines[0] and "ETA" in lines[0] and lines[0].endswith("2.0 traj/s")
     assert "probe 4/4 (100%)" in lines[1] and "ETA" not in lines[1]
+    # a task reused step after step (RL's update) starts its clock and count again on reset
+    stream = io.StringIO()
+    with PlainProgress(stream, every_seconds=0) as bar:
+        job = bar.add_task("update", total=None, visible=False)
+        bar.tasks[job].start -= 3600  # an hour of rollout before the first update
+        bar.reset(job, visible=False)
+        bar.update(job, completed=1, total=66, visible=True)
+    assert "elapsed 0:00:00" in stream.getvalue() and "ETA 0:00:0" in stream.getvalue()
 
 
 def test_score_bins_put_an_edge_on_the_threshold():

@@ -405,6 +405,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
                                    sampling, seed=cfg.seed * 1_000_003 + step, engine=engine)
             rollout_seconds = time.perf_counter() - started
             beat(step=f"step {step + 1} of {n_steps}, rollout done")
+            bar.reset(update_job, visible=False)  # this step's update: its own clock and count
             with precision:
                 metrics = update_policy(
                     model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id,
