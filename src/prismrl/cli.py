@@ -338,7 +338,6 @@ def sft(
 
 
 def _env_config(text: str | None) -> dict:
-
     if not text:
         return {}
     path = Path(text)

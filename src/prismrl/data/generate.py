@@ -54,10 +54,9 @@ def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dic
     Resumable: tasks already in `out` are skipped, so a rerun after a crash continues. A task
     whose engine raises is reported by id and the run goes on.
     """
-    from prismrl.progress import Progress
-
     from prismrl.envs.base import make
     from prismrl.fileio import JsonlAppender, repair_jsonl
+    from prismrl.progress import Progress
 
     out = Path(out)
     done = {record["task_id"] for record in repair_jsonl(out)}
