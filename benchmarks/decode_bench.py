@@ -23,7 +23,8 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 import prismrl.rollout_cache as rollout_cache
-from prismrl.agent import SamplingConfig, prompt_tokens
+from prismrl.agent import SamplingConfig
+from prismrl.history import prompt_tokens
 from prismrl.agent import generate as prismrl_generate
 from prismrl.data.generate import generate as generate_expert
 from prismrl.data.io import load_trajectories

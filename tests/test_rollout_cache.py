@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+import prismrl.agent as agent
 import prismrl.rollout_cache as rollout_cache
-from prismrl.agent import SamplingConfig, generate, prompt_tokens, rollout, windowed
+from prismrl.agent import SamplingConfig, generate, rollout
 from prismrl.envs.pool import EnvPool, StepOutcome
+from prismrl.history import prompt_tokens, render, windowed
 from prismrl.rollout_cache import EpisodeCaches
 
 
@@ -39,18 +41,27 @@ def _config(**overrides):
     return SamplingConfig(**{**options, **overrides})
 
 
-@pytest.fixture
-def recorded(monkeypatch):
-    """The EpisodeCaches that rollout creates, for their counters."""
+def _recorder(monkeypatch, module, name):
+    """The instances of `module.name` that rollout creates, for their counters."""
     found = []
 
-    class Recorded(EpisodeCaches):
+    class Recorded(getattr(module, name)):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             found.append(self)
 
-    monkeypatch.setattr(rollout_cache, "EpisodeCaches", Recorded)
+    monkeypatch.setattr(module, name, Recorded)
     return found
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    return _recorder(monkeypatch, rollout_cache, "EpisodeCaches")
+
+
+@pytest.fixture
+def histories(monkeypatch):
+    return _recorder(monkeypatch, agent, "HistoryPrompts")
 
 
 def _greedy_under_teacher_forcing(model, prompt, response):
@@ -71,7 +82,7 @@ def _same_episodes(a, b):
             assert (s.action, s.valid, s.reward, s.observation) == (t.action, t.valid, t.reward, t.observation)
 
 
-def test_cached_rollout_is_the_reencoded_rollout(tiny, recorded):
+def test_cached_rollout_is_the_reencoded_rollout(tiny, recorded, histories):
     """Episodes end at turns 1, 2, 4 and 5, one at reset, one is cut at max_turns 8; each turn is identical either way."""
     model, tokenizer = tiny
     tasks = ["talk-4", "talk-1", "talk-err", "talk-9", "talk-2", "talk-5", "talk-4"]
@@ -85,7 +96,7 @@ def test_cached_rollout_is_the_reencoded_rollout(tiny, recorded):
     assert caches.reused_tokens > 2 * caches.fed_tokens
     assert caches.fed_tokens + caches.reused_tokens == sum(len(t.prompt_ids) for e in cached for t in e.turns)
     assert set(caches.entries) == {3}  # talk-9 is cut at max_turns, still running
-    assert caches.rewindows == 0
+    assert histories[-1].rewindows == 0
 
 
 def test_cached_rollout_matches_on_webshop(tiny):
@@ -121,20 +132,22 @@ def test_reuse_across_rows_of_different_lengths(tiny):
     assert caches.entries[2].ids == second[2] + again[2][:4]
 
 
-def test_window_jumps_when_the_prompt_would_not_fit(tiny, recorded):
+def test_window_jumps_when_the_prompt_would_not_fit(tiny, histories):
     model, tokenizer = tiny
     limit, window = 260, 2
     config = _config(max_turns=8, history_window=window, max_prompt_tokens=limit, kv_cache=True)
     episodes = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-8", "talk-6"], config, seed=1)
-    assert recorded[0].rewindows >= 2
+    assert histories[0].rewindows >= 2
     for episode in episodes:
         kept = []
         for t, turn in enumerate(episode.turns):
             assert len(turn.prompt_ids) <= limit
             history = episode.messages[: 2 + 2 * t]
-            # the prompt is the template's rendering of the task + the last w turns, for some w
-            w = next(w for w in range(t, -1, -1) if prompt_tokens(tokenizer, windowed(history, w)) == turn.prompt_ids)
-            kept.append(w)
+            last = episode.turns[t - 1] if t else None
+            if last and turn.prompt_ids[: len(last.prompt_ids) + len(last.response_ids)] == last.prompt_ids + last.response_ids:
+                kept.append(kept[-1] + 1)  # the window grew: the previous prompt and reply, continued
+            else:  # it jumped: the template's rendering of the task + the last w turns, for some w
+                kept.append(next(w for w in range(t, -1, -1) if prompt_tokens(tokenizer, windowed(history, w)) == turn.prompt_ids))
             # and the model conditioned on exactly those tokens (what RL recomputes)
             assert _greedy_under_teacher_forcing(model, turn.prompt_ids, turn.response_ids) == turn.response_ids
         # the window grows one turn at a time and jumps back to at most `history_window` turns
@@ -143,12 +156,23 @@ def test_window_jumps_when_the_prompt_would_not_fit(tiny, recorded):
         assert any(after <= before for before, after in zip(kept, kept[1:]))
 
 
-def test_prompts_are_what_the_model_conditioned_on(tiny):
+@pytest.mark.parametrize("kv_cache", [False, True])
+def test_prompts_are_what_the_model_conditioned_on(tiny, kv_cache):
+    """Each prompt is the previous prompt + the reply as generated + the template's tokens for the
+    next observation, and the model's output on it is what a fresh forward pass over it gives."""
     model, tokenizer = tiny
-    episodes = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-3", "talk-5"], _config(kv_cache=True), seed=0)
+    episodes = rollout(model, tokenizer, TalkPool(), "bandit", ["talk-3", "talk-5"], _config(kv_cache=kv_cache), seed=0)
     for episode in episodes:
         for t, turn in enumerate(episode.turns):
-            assert turn.prompt_ids == prompt_tokens(tokenizer, episode.messages[: 2 + 2 * t])
+            if t == 0:
+                assert turn.prompt_ids == prompt_tokens(tokenizer, episode.messages[:2])
+            else:
+                last = episode.turns[t - 1]
+                head = last.prompt_ids + last.response_ids
+                assert turn.prompt_ids[: len(head)] == head
+                rendered = render(tokenizer, episode.messages[: 2 + 2 * t])
+                assert rendered.endswith(tokenizer.decode(turn.prompt_ids[len(head):]))
+                assert turn.observation in tokenizer.decode(turn.prompt_ids[len(head):])
             assert _greedy_under_teacher_forcing(model, turn.prompt_ids, turn.response_ids) == turn.response_ids
 
 

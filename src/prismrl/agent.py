@@ -5,7 +5,9 @@ reply's action, and steps all environments together through the pool; finished e
 out. Each agent turn is kept as (prompt token ids, response token ids) exactly as generated, so
 RL trains on the very tokens the policy produced.
 
-By default every turn re-encodes each episode's whole windowed history. With
+Each turn's prompt is the episode's history fitted to `history_window` and `max_prompt_tokens`,
+as token ids that continue the previous prompt and reply while the window only grows
+(`prismrl.history`). By default every turn feeds each episode's whole prompt to the model. With
 `SamplingConfig(kv_cache=True)` each episode keeps its KV cache between turns and only the new
 tokens are fed (`prismrl.rollout_cache`); the prompt is then the history since a window start that
 jumps forward only when `max_prompt_tokens` is reached, instead of the last `history_window` turns.
@@ -22,6 +24,7 @@ from transformers import LogitsProcessorList
 from prismrl.decoding import NucleusWarper, gqa_prefill
 from prismrl.envs.base import prompt_module
 from prismrl.envs.react import parse_action
+from prismrl.history import HistoryPrompts
 
 
 @dataclass
@@ -72,35 +75,6 @@ class Episode:
         }
 
 
-def windowed(messages: list[dict[str, str]], window: int | None) -> list[dict[str, str]]:
-    """System prompt + task (first user turn) + the last `window` (agent turn, observation) pairs."""
-    if window is None:
-        return messages
-    head = messages[:2]
-    body = messages[2:]
-    # body alternates assistant, user, ..., ending with the latest observation
-    keep = body[max(0, len(body) - 2 * window) :]
-    return head + keep
-
-
-def prompt_tokens(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    """The chat template's rendering of `messages` + the generation prompt, tokenized."""
-    # Non-thinking mode (Qwen3): the expert trajectories have no reasoning blocks, and SFT and the
-    # probe format with the same flag (prismrl.data.format).
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def prompt_ids(tokenizer, messages: list[dict[str, str]], config: SamplingConfig) -> list[int]:
-    window = config.history_window
-    while True:
-        ids = prompt_tokens(tokenizer, windowed(messages, window))
-        current = (len(messages) - 2) // 2
-        if len(ids) <= config.max_prompt_tokens or (window is not None and window == 0) or current == 0:
-            return ids
-        window = min(window if window is not None else current, current) - 1
-
-
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None,
              cache=None) -> list[list[int]]:
@@ -148,6 +122,7 @@ def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: 
         from prismrl.rollout_cache import EpisodeCaches
 
         caches = EpisodeCaches(model, tokenizer, config)
+    history = HistoryPrompts(tokenizer, config.history_window, config.max_prompt_tokens, jumping=caches is not None)
     episodes = []
     for task_id, (observation, info) in zip(task_ids, pool.reset(task_ids)):
         episode = Episode(task_id, [{"role": "system", "content": prompt.SYSTEM_PROMPT},
@@ -161,21 +136,22 @@ def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: 
         if not live:
             break
         turn_seed = None if seed is None else seed * 100_003 + turn_index
-        if caches is None:
-            prompts = [prompt_ids(tokenizer, episodes[i].messages, config) for i in live]
-            if engine is not None:
-                replies = engine.generate(tokenizer, prompts, config, turn_seed)
-            else:
-                replies = generate(model, tokenizer, prompts, config, turn_seed)
-        else:
-            prompts = [caches.prompt(i, episodes[i].messages) for i in live]
+        prompts = []
+        for i in live:
+            last = episodes[i].turns[-1] if episodes[i].turns else None
+            prompts.append(history.next(i, episodes[i].messages, last and last.prompt_ids, last and last.response_ids))
+        if caches is not None:
             replies = caches.generate(live, prompts, turn_seed)
+        elif engine is not None:
+            replies = engine.generate(tokenizer, prompts, config, turn_seed)
+        else:
+            replies = generate(model, tokenizer, prompts, config, turn_seed)
         actions = {}
-        for i, prompt_tokens, reply in zip(live, prompts, replies):
+        for i, ids, reply in zip(live, prompts, replies):
             text = tokenizer.decode(reply, skip_special_tokens=True).strip()
             parsed = parse_action(text)
             episode = episodes[i]
-            episode.turns.append(Turn(prompt_tokens, reply, episode.messages[-1]["content"], parsed.action, parsed.valid))
+            episode.turns.append(Turn(ids, reply, episode.messages[-1]["content"], parsed.action, parsed.valid))
             episode.messages.append({"role": "assistant", "content": text})
             actions[i] = parsed.action
         for i, outcome in pool.step(actions).items():

@@ -7,37 +7,26 @@ only feeds what is new: the end of the last reply, the observation and the gener
 
 What the prompt is
 ------------------
-The prompt is the chat template's rendering of the history, tokenized exactly as the re-encode
-path does it (`prompt_tokens`), but *not* slid one turn at a time: sliding the window changes the
-tokens right after the task and so invalidates everything cached behind them. Instead the window
-jumps. An episode's prompt is the system prompt + task + every (agent turn, observation) pair since
-its window start (0 at first). When that would exceed `max_prompt_tokens`, the start jumps forward
-to keep the last `history_window` turns (fewer if they still do not fit, exactly as the re-encode
-path shrinks its window; with `history_window=None`, as many as fit), that one turn is re-encoded
-after the task, and the prompt grows from there again. So a prompt always fits
-`max_prompt_tokens` and holds at least as many recent turns as the re-encode path's prompt of the
-same turn (more, up to the limit); with `history_window=None` and a large enough
-`max_prompt_tokens` both paths give the very same prompts. (With `history_window=None` an episode
-near the limit re-windows at every turn, which is re-encoding; give it a window to make the jumps
-rare.)
+`prismrl.history.HistoryPrompts(jumping=True)`: the system prompt + task + every (agent turn,
+observation) pair since a window start, which jumps forward only when the prompt would exceed
+`max_prompt_tokens` (sliding it one turn at a time would change the tokens right after the task
+and so invalidate everything cached behind them). While the window only grows, each prompt is the
+previous prompt + the reply as generated + the template's tokens for the observation, so with
+`history_window=None` and a large enough `max_prompt_tokens` both paths give the very same
+prompts. (With `history_window=None` an episode near the limit re-windows at every turn, which is
+re-encoding; give it a window to make the jumps rare.)
 
 Which tokens are reused
 -----------------------
-Every turn the prompt is re-rendered and re-tokenized in full (milliseconds; no model call), and
-the cache is used for its longest common prefix with the tokens whose keys/values an episode holds
-(its previous prompt + the reply as generated, EOS included). Normally the whole previous prompt
-and reply match and only the template's separator, the observation and the generation prompt are
-fed. Where re-tokenizing the stored reply text does not give back the generated ids (the stored
-text is decoded and stripped, so trailing whitespace goes; BPE may merge differently than the
-model sampled; a reply cut at `max_new_tokens` has no EOS; a window jump), the reuse simply stops
-at the first differing token and the rest is fed again. Hence:
-
-* `Turn.prompt_ids` is always exactly the re-encoded prompt, i.e. what the re-encode path would
-  give for the same messages and window, and exactly the token sequence the model conditioned on
-  (cached prefix + fed suffix), so RL's log-prob recomputation on `prompt_ids + response_ids`
-  scores the tokens the policy actually saw. Generated ids are never spliced into a prompt.
-* A tokenizer that merges across the reply/template boundary costs a few re-fed tokens, never a
-  wrong prompt. At least one token is always fed (the model needs a query to produce logits).
+The cache is used for the longest common prefix of the prompt with the tokens whose keys/values
+an episode holds (its previous prompt + the reply as generated, EOS included). While the window
+grows that is all of them, and only the template's separator, the observation and the generation
+prompt are fed. After a window jump (or where a chat template does not render a reply as its text
+followed by the template's own tokens, so the prompt is re-encoded from text), the reuse simply
+stops at the first differing token and the rest is fed again. Hence `Turn.prompt_ids` is always
+exactly the token sequence the model conditioned on (cached prefix + fed suffix), so RL's log-prob
+recomputation on `prompt_ids + response_ids` scores the tokens the policy actually saw. At least
+one token is always fed (the model needs a query to produce logits).
 
 Batching: per-episode caches, re-padded every turn
 --------------------------------------------------
@@ -74,7 +63,7 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from prismrl.agent import SamplingConfig, generate, prompt_tokens, windowed
+from prismrl.agent import SamplingConfig, generate
 from prismrl.errors import ConfigError
 
 
@@ -123,8 +112,8 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class EpisodeCaches:
     """The KV caches of one rollout's episodes, keyed by episode index.
 
-    Per turn: `prompt(i, messages)` for each live episode, then `generate(indices, prompts, seed)`;
-    `drop(i)` when an episode ends. Counters `fed_tokens` / `reused_tokens` say how much prefill
+    Per turn: `generate(indices, prompts, seed)` with each live episode's prompt (from
+    `prismrl.history.HistoryPrompts` with `jumping=True`); `drop(i)` when an episode ends. Counters `fed_tokens` / `reused_tokens` say how much prefill
     the cache saved.
     """
 
@@ -137,30 +126,8 @@ class EpisodeCaches:
                              "linear attention); use kv_cache=False for this model")
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.entries: dict[int, _Entry] = {}
-        self.starts: dict[int, int] = {}  # index -> first agent turn kept in the prompt
         self.fed_tokens = 0
         self.reused_tokens = 0
-        self.rewindows = 0
-
-    def prompt(self, index: int, messages: list[dict[str, str]]) -> list[int]:
-        """The prompt of episode `index` for its next turn: the history since its window start,
-        moved forward (see the module docstring) when it would exceed `max_prompt_tokens`."""
-        turns = (len(messages) - 2) // 2  # (agent turn, observation) pairs so far
-        start = self.starts.get(index, 0)
-        ids = prompt_tokens(self.tokenizer, windowed(messages, turns - start))
-        if len(ids) <= self.config.max_prompt_tokens or start == turns:
-            return ids
-        window = turns - start - 1
-        if self.config.history_window is not None:
-            window = min(window, self.config.history_window)
-        while True:
-            ids = prompt_tokens(self.tokenizer, windowed(messages, window))
-            if len(ids) <= self.config.max_prompt_tokens or window == 0:
-                break
-            window -= 1
-        self.starts[index] = turns - window
-        self.rewindows += 1
-        return ids
 
     def drop(self, index: int) -> None:
         self.entries.pop(index, None)
