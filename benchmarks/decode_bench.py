@@ -1,4 +1,4 @@
-"""One RL rollout turn at batch 16 with long KV caches: transformers' sampling vs. `prismrl.decoding`,
+"""One RL rollout turn at batch 16 with long KV caches: transformers' sampling vs. `prismrl.rollout.decoding`,
 and a plain forward (one token per row, no sampling) as the floor, side by side in one run.
 
     python benchmarks/decode_bench.py                  # SmolLM2-135M, 16 rows, ~2.5k cached tokens, 20 fed, 48 new
@@ -22,18 +22,18 @@ from pathlib import Path
 import torch
 from transformers.cache_utils import DynamicCache
 
-import prismrl.rollout_cache as rollout_cache
-from prismrl.agent import SamplingConfig
-from prismrl.history import prompt_tokens
-from prismrl.agent import generate as prismrl_generate
+import prismrl.rollout.kv_cache as kv_cache
 from prismrl.data.generate import generate as generate_expert
 from prismrl.data.io import load_trajectories
 from prismrl.models import load_model
-from prismrl.rollout_cache import EpisodeCaches, TurnLayer, _Entry
+from prismrl.rollout import SamplingConfig
+from prismrl.rollout.history import prompt_tokens
+from prismrl.rollout.kv_cache import EpisodeCaches, TurnLayer, _Entry
+from prismrl.rollout.sampling import sample_replies as prismrl_sample
 
 
-def transformers_generate(model, tokenizer, prompts, config, generator_seed=None, cache=None):
-    """`agent.generate` as it was: transformers' temperature and top-p warpers, SDPA attention."""
+def transformers_sample(model, tokenizer, prompts, config, generator_seed=None, cache=None):
+    """`sampling.sample_replies` as it was: transformers' temperature and top-p warpers, SDPA attention."""
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
     attention = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -114,20 +114,20 @@ def main() -> None:
                             max_prompt_tokens=args.cached + args.fed + 1)
     ids = real_text(tokenizer, args.cached + args.fed)
     kv = shared_prefill(model, ids)
-    paths = {"transformers (before)": transformers_generate, "prismrl.decoding": prismrl_generate}
+    paths = {"transformers (before)": transformers_sample, "prismrl.rollout.decoding": prismrl_sample}
     best: dict[str, tuple[float, int]] = {}
     for repeat in range(args.repeats):
-        for label, generate in paths.items():
-            rollout_cache.generate = generate
+        for label, sample in paths.items():
+            kv_cache.sample_replies = sample
             caches = EpisodeCaches(model, tokenizer, config)
             prompts = fill(caches, ids, kv, args.rows, args.fed)
             started = time.perf_counter()
-            replies = caches.generate(list(range(args.rows)), prompts, generator_seed=repeat)
+            replies = caches.sample(list(range(args.rows)), prompts, seed=repeat)
             seconds = time.perf_counter() - started
             steps = max(len(r) for r in replies)
             if label not in best or seconds / steps < best[label][0] / best[label][1]:
                 best[label] = (seconds, steps)
-    rollout_cache.generate = prismrl_generate
+    kv_cache.sample_replies = prismrl_sample
     floor = forward_step_seconds(model, kv, args.rows, args.cached, 8)
     print(f"{name}, {args.rows} rows, ~{args.cached} cached tokens, {args.fed} fed, up to {args.new} new, {args.threads} threads")
     print("| path | turn seconds | decode steps | seconds / step | generated tokens/s |")
@@ -136,7 +136,7 @@ def main() -> None:
         print(f"| {label} | {seconds:.2f} | {steps} | {seconds / steps:.3f} | {args.rows * steps / seconds:.1f} |")
     print(f"| plain forward, 1 token/row (floor) | | | {floor:.3f} | {args.rows / floor:.1f} |")
     before, after = (s / n for s, n in best.values())
-    print(f"speed-up {before / after:.2f}x; prismrl.decoding at {floor / after:.2f}x the plain forward's rate")
+    print(f"speed-up {before / after:.2f}x; prismrl.rollout.decoding at {floor / after:.2f}x the plain forward's rate")
 
 
 if __name__ == "__main__":

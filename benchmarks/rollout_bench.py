@@ -27,12 +27,12 @@ import time
 
 import torch
 
-import prismrl.agent as agent
-import prismrl.rollout_cache as rollout_cache
-from prismrl.agent import SamplingConfig, rollout
+import prismrl.rollout.agent as agent
 from prismrl.envs import make
 from prismrl.envs.pool import EnvPool
 from prismrl.models import load_model
+from prismrl.rollout import SamplingConfig, rollout
+from prismrl.rollout.sampling import sample_replies
 
 PATHS = ("re-encode", "KV cache")
 
@@ -110,18 +110,18 @@ class Clock:
 @contextlib.contextmanager
 def recorded_caches(found: list):
     """Keep a handle on the EpisodeCaches that `rollout` creates, for its token counters."""
-    original = rollout_cache.EpisodeCaches
+    original = agent.EpisodeCaches
 
     class Recorded(original):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             found.append(self)
 
-    rollout_cache.EpisodeCaches = Recorded
+    agent.EpisodeCaches = Recorded
     try:
         yield
     finally:
-        rollout_cache.EpisodeCaches = original
+        agent.EpisodeCaches = original
 
 
 def main(argv=None) -> int:
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
           f"temperature {args.temperature}")
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start, "
           f"torch {torch.__version__}, python {sys.version.split()[0]}")
-    agent.generate(model, tokenizer, [tokenizer("warm up")["input_ids"]], SamplingConfig(temperature=0.0, max_new_tokens=4))
+    sample_replies(model, tokenizer, [tokenizer("warm up")["input_ids"]], SamplingConfig(temperature=0.0, max_new_tokens=4))
 
     baton = Baton(PATHS)
     clock = Clock(model, baton)

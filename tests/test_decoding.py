@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import DynamicCache, TemperatureLogitsWarper, TopPLogitsWarper
 
-from prismrl.agent import SamplingConfig, generate
-from prismrl.decoding import GQA_PREFILL, NucleusWarper, gqa_prefill
+from prismrl.rollout.sampling import SamplingConfig, sample_replies
+from prismrl.rollout.decoding import GQA_PREFILL, NucleusWarper, gqa_prefill
 
 
 def transformers_warped(scores, temperature, top_p):
@@ -72,8 +72,8 @@ def test_sampled_generation_is_seeded_and_stays_in_the_nucleus(tiny):
     model, tokenizer = tiny
     config = SamplingConfig(temperature=1.0, top_p=0.5, max_new_tokens=6)
     prompts = [[5, 6, 7, 8], [9, 10]]
-    first = generate(model, tokenizer, prompts, config, generator_seed=3)
-    assert first == generate(model, tokenizer, prompts, config, generator_seed=3)
+    first = sample_replies(model, tokenizer, prompts, config, generator_seed=3)
+    assert first == sample_replies(model, tokenizer, prompts, config, generator_seed=3)
     with torch.no_grad():  # the first sampled token of each row lies in its top-p set
         mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded rows

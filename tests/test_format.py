@@ -84,7 +84,7 @@ TRL_TEMPLATES = Path(trl.__file__).parent / "chat_templates"
 
 @pytest.mark.parametrize("template", ["qwen3.jinja", "llama3_1.jinja"])
 def test_real_chat_templates_encode_multi_turn_and_match_rollout_prompts(template):
-    from prismrl.history import prompt_tokens
+    from prismrl.rollout.history import prompt_tokens
     from prismrl.models import _complete, tiny_tokenizer
 
     tokenizer = tiny_tokenizer()

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from prismrl.agent import Episode, Turn
-from prismrl.history import HistoryPrompts, prompt_tokens, render, windowed
+from prismrl.rollout import Episode, Turn
+from prismrl.rollout.history import HistoryPrompts, prompt_tokens, render, windowed
 from prismrl.train.rl import episode_samples
 
 TASK = [{"role": "system", "content": "You are a shopping agent."},

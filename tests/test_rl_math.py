@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from prismrl.agent import Episode, Turn
-from prismrl.history import windowed
+from prismrl.rollout import Episode, Turn
+from prismrl.rollout.history import windowed
 from prismrl.train.rl import (RLConfig, Sample, TaskSampler, build_samples, total_steps, episode_samples, gigpo_step_advantages, group_advantages,
                               grpo_loss, response_logprobs, token_advantages)
 

