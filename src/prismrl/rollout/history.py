@@ -15,9 +15,9 @@ the prompt is the previous prompt + the reply *exactly as the model generated it
 tokens for what follows it (end of turn, the observation, the generation prompt). Re-tokenizing the
 reply's text instead does not give back the sampled ids: at temperature 1.0 SmolLM2 often samples
 a non-canonical split (' Sal' 'aam' where the tokenizer writes ' Salaam'), and the transcript's text
-is stripped of the trailing whitespace the model wrote. Measured on one WebShop rollout of the base
-model (8 turns, 4 episodes, temperature 1.0): 2 of 4 episodes broke that way, each turning one
-training sequence into three. Continuing the ids keeps every turn's prompt a prefix of the next,
+is stripped of the trailing whitespace the model wrote. On one WebShop rollout of the base model
+(`scripts/rollout_sequences.py`: 4 episodes, 8 turns, temperature 1.0) re-tokenizing turned one
+episode's training sequence into three. Continuing the ids keeps every turn's prompt a prefix of the next,
 so the KV cache is reused in full and RL trains the whole episode as one sequence
 (`train.rl.episode_samples`), on exactly the tokens the policy conditioned on. Where the window
 moves, the prompt is rendered and tokenized afresh from the transcript's text (a new sequence).
