@@ -1,6 +1,7 @@
 """`prism run` end to end on the tiny config: every phase, resume, and the baselines' plumbing."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from prismrl.cli import app
 from prismrl.config import build
+from prismrl.errors import ConfigWarning
 from prismrl.fileio import read_jsonl_prefix
 from prismrl.run import load_run_config, run
 
@@ -75,6 +77,15 @@ def test_a_misspelt_or_mistyped_section_option_is_refused_at_load(override, mess
         load_run_config(TINY, [override])
 
 
+def test_sft_at_another_length_than_the_probe_warns():
+    with pytest.warns(ConfigWarning, match="sft.max_length 1024 differs from probe.max_length 2048"):
+        load_run_config(TINY, ["sft.max_length=1024"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        load_run_config(TINY, ["sft.max_length=2048"])
+        load_run_config(TINY, ["probe.max_length=512"])  # sft takes the probe's length when unset
+
+
 def test_section_numbers_are_typed_at_load():
     # YAML 1.1 reads 5e-1 (no dot) as a string: the run must still see a number
     config = load_run_config(TINY, ["route.rl_share=5e-1", "rl.lr=1e-6", "probe.max_length=300"])
@@ -127,7 +138,9 @@ def test_shipped_configs_are_valid(path):
     from prismrl.train.rl import RLConfig
     from prismrl.train.sft import SFTTrainConfig
 
-    config = load_run_config(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)  # shipped configs probe what SFT trains on
+        config = load_run_config(path)
     build(RLConfig, {**config.agent, **config.rl}, "rl")
     build(EvalConfig, {**config.agent, **{k: v for k, v in config.eval.items() if k != "splits"}}, "eval")
     build(SFTTrainConfig, {"data": "x", **config.sft}, "sft")

@@ -39,3 +39,7 @@ class SetupError(PrismError, RuntimeError):
 
 class TrainingDiverged(PrismError, FloatingPointError):
     """A non-finite loss or gradient: the run stops before the weights are spoiled."""
+
+
+class ConfigWarning(UserWarning):
+    """A config that runs but probably not as meant (say, the probe and SFT at other lengths)."""

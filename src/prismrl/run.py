@@ -18,6 +18,7 @@ its cost to `ledger.jsonl`.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import yaml
 
 from prismrl.config import build, parse_yaml, read_yaml, typed_options
 from prismrl.data.format import DEFAULT_MAX_LENGTH
-from prismrl.errors import ConfigError
+from prismrl.errors import ConfigError, ConfigWarning
 from prismrl.fileio import atomic_write_json, atomic_write_text
 from prismrl.models import BUILTIN_DEFAULT, count_parameters
 
@@ -144,6 +145,12 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunCo
     cfg = build(RunConfig, values)
     if cfg.method not in METHODS:
         raise ConfigError(f"unknown method {cfg.method!r}; use one of {', '.join(METHODS)}")
+    if cfg.sft.get("max_length", cfg.probe["max_length"]) != cfg.probe["max_length"]:
+        # PRISM scores a trajectory by the gradient of the loss SFT would train on; cut elsewhere,
+        # the probe measures other tokens than SFT then learns from
+        warnings.warn(f"sft.max_length {cfg.sft['max_length']} differs from probe.max_length {cfg.probe['max_length']}: "
+                      "the probe measures the SFT loss of other tokens than SFT trains on (leave sft.max_length unset "
+                      "to use the probe's)", ConfigWarning, stacklevel=2)
     return cfg
 
 
