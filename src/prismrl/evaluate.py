@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from prismrl.rollout import SamplingConfig, rollout
+from prismrl.envs.base import episode_step_cap
 from prismrl.errors import ConfigError
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, repair_jsonl
+from prismrl.rollout import SamplingConfig, rollout
 
 
 @dataclass
@@ -31,7 +32,7 @@ class EvalConfig:
     episodes: int = 128  # paper: 128
     temperature: float = 0.4  # paper: 0.4
     max_new_tokens: int = 96
-    max_turns: int | None = None  # None: the env's own cap (ALFWorld 50, WebShop 15)
+    max_turns: int | None = None  # None: the env's own cap (envs.base.EPISODE_STEP_CAPS)
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
     kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout.kv_cache)
@@ -45,7 +46,6 @@ class EvalConfig:
     device: str | None = None
 
 
-DEFAULT_MAX_TURNS = {"alfworld": 50, "webshop": 15, "twx": 50}
 
 
 def choose_tasks(all_tasks: list[str], episodes: int, seed: int) -> list[str]:
@@ -139,7 +139,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     finally:
         listing.close()
     sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                              max_turns=cfg.max_turns or DEFAULT_MAX_TURNS.get(cfg.env, 50),
+                              max_turns=cfg.max_turns or episode_step_cap(cfg.env),
                               history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens,
                               kv_cache=cfg.kv_cache)
     # Batches are fixed by (tasks, batch size) and seeded by their start, so a rerun after a crash

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from prismrl.data.io import load_trajectories
+from prismrl.envs.base import EPISODE_STEP_CAPS
 from prismrl.errors import InputError, MissingFile
 from prismrl.fileio import atomic_write_json, atomic_write_text
 
@@ -35,8 +36,8 @@ VERL_AGENT_GRPO = [
     "actor_rollout_ref.rollout.val_kwargs.temperature=0.4",
     "actor_rollout_ref.rollout.val_kwargs.do_sample=True",
 ]
-VERL_AGENT_ENV = {"alfworld": ["env.env_name=alfworld/AlfredTWEnv", "env.max_steps=50"],
-                  "webshop": ["env.env_name=Webshop", "env.max_steps=15"]}
+VERL_AGENT_ENV = {name: [f"env.env_name={env_name}", f"env.max_steps={EPISODE_STEP_CAPS[name]}"]
+                  for name, env_name in (("alfworld", "alfworld/AlfredTWEnv"), ("webshop", "Webshop"))}
 
 
 def _route_dir(run_dir: Path) -> Path:

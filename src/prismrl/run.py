@@ -68,7 +68,7 @@ AGENT_CONTEXT = ("max_new_tokens", "max_turns", "history_window", "max_prompt_to
 class GenerateSection:
     split: str = "train"
     n: int = 64
-    max_steps: int = 50  # the expert's step cap per episode
+    max_steps: int | None = None  # the expert's step cap per episode (None: the env's)
 
 
 @dataclass
@@ -106,7 +106,7 @@ class RunConfig:
     pass_rate: dict = field(default_factory=lambda: asdict(PassRateSection()))
     # The agent's context, set once and shared by RL, evaluation and the pass-rate rollouts, so the
     # policy is measured in the context it was trained in (AGENT_CONTEXT keys; unset keys take the
-    # RLConfig / EvalConfig defaults, which agree except max_turns: RL 50, evaluation the env's cap).
+    # RLConfig / EvalConfig defaults, which agree; max_turns defaults to the env's step cap).
     agent: dict = field(default_factory=dict)
     sft: dict = field(default_factory=dict)  # SFTTrainConfig fields
     rl: dict = field(default_factory=dict)  # RLConfig fields
@@ -202,7 +202,7 @@ def _expert_data(cfg: RunConfig, out: Path) -> Path:
     marker = out / "data" / "generate_report.json"
     if not marker.exists():
         options = cfg.generate
-        report = generate(cfg.env, options["split"], options["n"], target, cfg.env_config, options.get("max_steps", 50))
+        report = generate(cfg.env, options["split"], options["n"], target, cfg.env_config, options.get("max_steps"))
         atomic_write_json(marker, {"kept": report.kept, "expert_lost": report.failed, "engine_errors": report.errors})
     return target
 

@@ -44,6 +44,18 @@ REGISTRY: dict[str, str] = {
 }
 
 
+# Each environment's cap on agent steps per episode: verl-agent's env.max_steps (ALFWorld 50,
+# WebShop 15), which the engines' own `max_steps` defaults also are. Rollouts (RL, evaluation,
+# pass rates), expert data and the verl-agent export all take it from here unless told otherwise.
+EPISODE_STEP_CAPS: dict[str, int] = {"alfworld": 50, "webshop": 15, "twx": 50, "bandit": 1}
+
+
+def episode_step_cap(name: str) -> int:
+    if name not in EPISODE_STEP_CAPS:
+        raise UnknownName(f"unknown environment {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return EPISODE_STEP_CAPS[name]
+
+
 # Options for envs that only an agent plays (RL, evaluation): ALFWorld's planner expert replans
 # after every step (0.1-2 s), which a rollout that never asks the expert should not pay for.
 AGENT_ONLY_OPTIONS: dict[str, dict[str, Any]] = {"alfworld": {"expert": None}}

@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from prismrl.rollout import Episode, SamplingConfig, rollout
+from prismrl.envs.base import episode_step_cap
 from prismrl.errors import ConfigError, TrainingDiverged
 from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
+from prismrl.rollout import Episode, SamplingConfig, rollout
 from prismrl.train.curve import plot_rl
 
 
@@ -76,7 +77,7 @@ class RLConfig:
     top_p: float = 1.0
     compute_mean_std_cross_all_data: bool = True  # verl-agent's default: group statistics over all turn rows
     max_new_tokens: int = 96
-    max_turns: int = 50
+    max_turns: int | None = None  # None: the env's own cap (envs.base.EPISODE_STEP_CAPS), as in evaluation
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
     kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout.kv_cache)
@@ -116,7 +117,7 @@ class TaskSampler:
 def rollout_sampling(cfg: RLConfig) -> SamplingConfig:
     """How RL's rollouts sample and what context they see (also used for base pass rates)."""
     return SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                          max_turns=cfg.max_turns, history_window=cfg.history_window,
+                          max_turns=cfg.max_turns or episode_step_cap(cfg.env), history_window=cfg.history_window,
                           max_prompt_tokens=cfg.max_prompt_tokens, kv_cache=cfg.kv_cache)
 
 
