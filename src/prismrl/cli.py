@@ -245,7 +245,7 @@ def data_generate(
     split: str = typer.Option("train", help="split of the environment's tasks"),
     n: int = typer.Option(100, help="number of expert trajectories to keep"),
     out: str = typer.Option(..., help="output JSONL (appended to: reruns resume)"),
-    max_steps: int = typer.Option(None, "--max-steps", help="step cap per episode [default: the env's]"),
+    max_turns: int = typer.Option(None, "--max-turns", help="step cap per episode [default: the env's]"),
     env_config: Path = typer.Option(None, "--env-config", help="YAML of options for the environment"),
     threads: int = ThreadsOpt,
 ):
@@ -256,7 +256,7 @@ def data_generate(
 
     try:
         options = read_yaml(env_config, "--env-config") if env_config else {}
-        report = generate(env, split, n, out, options, max_steps)
+        report = generate(env, split, n, out, options, max_turns)
     except USER_ERRORS as error:
         _fail(error)
     for task_id, why in report.errors.items():

@@ -68,7 +68,7 @@ AGENT_CONTEXT = ("max_new_tokens", "max_turns", "history_window", "max_prompt_to
 class GenerateSection:
     split: str = "train"
     n: int = 64
-    max_steps: int | None = None  # the expert's step cap per episode (None: the env's)
+    max_turns: int | None = None  # the expert's step cap per episode (None: the env's), as agent.max_turns
 
 
 @dataclass
@@ -202,7 +202,7 @@ def _expert_data(cfg: RunConfig, out: Path) -> Path:
     marker = out / "data" / "generate_report.json"
     if not marker.exists():
         options = cfg.generate
-        report = generate(cfg.env, options["split"], options["n"], target, cfg.env_config, options.get("max_steps"))
+        report = generate(cfg.env, options["split"], options["n"], target, cfg.env_config, options.get("max_turns"))
         atomic_write_json(marker, {"kept": report.kept, "expert_lost": report.failed, "engine_errors": report.errors})
     return target
 

@@ -22,9 +22,9 @@ class GenerateReport:
     errors: dict[str, str] = field(default_factory=dict)  # task id → engine error
 
 
-def expert_trajectory(env: Env, env_name: str, task_id: str, max_steps: int | None = None) -> Trajectory | None:
+def expert_trajectory(env: Env, env_name: str, task_id: str, max_turns: int | None = None) -> Trajectory | None:
     """The expert's episode on `task_id` as a Trajectory, or None when the expert does not win
-    within `max_steps` (None: the env's step cap)."""
+    within `max_turns` steps (None: the env's step cap)."""
     prompt = prompt_module(env_name)
     observation, info = env.reset(task_id)
     messages = [
@@ -32,7 +32,7 @@ def expert_trajectory(env: Env, env_name: str, task_id: str, max_steps: int | No
         {"role": "user", "content": prompt.observation_message(observation, info)},
     ]
     total_reward, steps = 0.0, 0
-    for steps in range(1, (max_steps or episode_step_cap(env_name)) + 1):
+    for steps in range(1, (max_turns or episode_step_cap(env_name)) + 1):
         thought, action = env.expert_step()
         messages.append({"role": "assistant", "content": format_turn(thought, action)})
         observation, reward, done, info = env.step(action)
@@ -49,7 +49,7 @@ def expert_trajectory(env: Env, env_name: str, task_id: str, max_steps: int | No
 
 
 def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dict | None = None,
-             max_steps: int | None = None, progress: bool = True) -> GenerateReport:
+             max_turns: int | None = None, progress: bool = True) -> GenerateReport:
     """Expert trajectories for the first `n` won tasks of a split, appended to `out` (JSONL).
 
     Resumable: tasks already in `out` are skipped, so a rerun after a crash continues. A task
@@ -73,7 +73,7 @@ def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dic
                 if task_id in done:
                     continue
                 try:
-                    trajectory = expert_trajectory(env, env_name, task_id, max_steps)
+                    trajectory = expert_trajectory(env, env_name, task_id, max_turns)
                 except Exception as error:  # an engine crash on one task must not lose the rest
                     report.errors[task_id] = f"{type(error).__name__}: {error}"
                     continue
