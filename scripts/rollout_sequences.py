@@ -6,8 +6,8 @@
 An episode trains as one sequence when every turn's prompt starts with the previous prompt + reply
 token for token. Per episode this prints its turns, its sequences and, for each turn that starts a
 new one, where the prompt first differs from the previous prompt + reply. Sampling as the small
-WebShop RL config does (temperature 1.0, top-p 0.9, 64 new tokens, KV cache, whole history in 3 072
-tokens).
+WebShop RL config does (temperature 1.0, top-p 0.9, 64 new tokens, KV cache, whole history in
+`--max-prompt-tokens`, 3 072 by default).
 """
 
 from __future__ import annotations
@@ -32,18 +32,22 @@ def main() -> None:
     parser.add_argument("--env", default="webshop")
     parser.add_argument("--split", default="train")
     parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--tasks", help="comma-separated task ids (each played --group times) instead of the split's first")
+    parser.add_argument("--group", type=int, default=1)
     parser.add_argument("--max-turns", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-prompt-tokens", type=int, default=3072)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer, name = load_model(args.model, "float32", "cpu")
     model.eval()
     config = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=64, max_turns=args.max_turns, history_window=None,
-                            max_prompt_tokens=3072, kv_cache=True)
+                            max_prompt_tokens=args.max_prompt_tokens, kv_cache=True)
     listing = make(args.env)
     try:
-        tasks = listing.tasks(args.split)[: args.episodes]
+        chosen = args.tasks.split(",") if args.tasks else listing.tasks(args.split)[: args.episodes]
+        tasks = [t for t in chosen for _ in range(args.group)]
     finally:
         listing.close()
     with EnvPool(args.env, agent_env_config(args.env, {}), 0) as pool:
@@ -62,7 +66,7 @@ def main() -> None:
                 breaks.append(f"turn {t}: differs at token {at} of {len(head)} "
                               f"({tokenizer.decode(head[at:at + 3])!r} vs {tokenizer.decode(turn.prompt_ids[at:at + 3])!r})")
         print(f"task {episode.task_id}: {len(episode.turns)} turns, {len(samples)} sequences, "
-              f"last prompt {len(episode.turns[-1].prompt_ids) if episode.turns else 0} tokens")
+              f"prompt tokens by turn {[len(t.prompt_ids) for t in episode.turns]}")
         for line in breaks:
             print("  " + line)
     print(f"{total} sequences for {len(episodes)} episodes")

@@ -24,6 +24,9 @@ class KilledRunWarning(UserWarning):
     pass
 
 
+OOM_SHARE = 0.8  # of the machine's memory: a run killed above it most likely ran out
+
+
 def _gb(kib: float) -> float:
     return kib / 2**20
 
@@ -80,16 +83,22 @@ def previous_run_message(path: Path, phase: str) -> str | None:
     peak = beat.get("peak_rss_gb") or beat.get("rss_gb") or 0.0
     machine = machine_memory_gb()
     where = f"at {beat['step']}" if beat.get("step") is not None else "before its first progress report"
+    kills = cgroup_oom_kills()
+    # the OOM killer picks a process when the machine runs out; far below that, a kill was sent
+    out_of_memory = bool(kills) or machine is None or peak >= OOM_SHARE * machine
     message = (
         f"the previous {phase} run in {path.parent} (pid {beat.get('pid')}) stopped {where}, {minutes:.0f} min after "
         f"it started, without finishing and without an error: it was killed (SIGKILL, or a signal such as SIGTERM "
         f"that Python does not catch). Its resident memory had "
-        f"reached {peak:.1f} GB" + (f" of this machine's {machine:.0f} GB" if machine else "") + ", so the kernel's "
-        f"OOM killer is the likely cause (`dmesg` or `journalctl -k` shows 'Killed process {beat.get('pid')}'). "
-        f"Resuming from the last checkpoint; if it happens again lower the batch size or max_length, or turn on "
-        f"gradient checkpointing."
+        f"reached {peak:.1f} GB" + (f" of this machine's {machine:.0f} GB" if machine else "")
     )
-    kills = cgroup_oom_kills()
+    if out_of_memory:
+        message += (f", so the kernel's OOM killer is the likely cause (`dmesg` or `journalctl -k` shows 'Killed "
+                    f"process {beat.get('pid')}'). Resuming from the last checkpoint; if it happens again lower the "
+                    f"batch size or max_length, or turn on gradient checkpointing.")
+    else:
+        message += (", far from full, so more likely a kill from outside (a user, the end of a session or job) than "
+                    "the OOM killer. Resuming from the last checkpoint.")
     if kills:
         message += f" This cgroup has counted {kills} OOM kill(s)."
     return message

@@ -399,6 +399,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         update_job = bar.add_task("update", total=None, visible=False)
         for step in range(start_step, n_steps):
             started = time.perf_counter()
+            beat(step=f"step {step + 1} of {n_steps}, rollout")
             tasks = sampler.tasks_for_step(step)
             model.eval()
             with precision:
