@@ -49,6 +49,7 @@ from torch.utils.checkpoint import checkpoint
 
 from prismrl.data.format import IGNORE_INDEX
 from prismrl.errors import ConfigError
+from prismrl.padding import attention_mask, padded
 from prismrl.probe.units import find_units, frozen
 
 NORM_METHODS = ("auto", "einsum", "gram")
@@ -271,14 +272,10 @@ class BatchedProbe:
     def __call__(self, batch: list[tuple[list[int], list[int]]]) -> list[tuple[float, list[float]]]:
         """(loss, norms) per (input_ids, labels) pair, in the given order."""
         device = next(self.model.parameters()).device
-        size, length = len(batch), max(len(ids) for ids, _ in batch)
-        input_ids = torch.zeros(size, length, dtype=torch.long)
-        labels = torch.full((size, length), IGNORE_INDEX, dtype=torch.long)
-        attention = torch.zeros(size, length, dtype=torch.long)
-        for row, (ids, target) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, : len(target)] = torch.tensor(target)
-            attention[row, : len(ids)] = 1
+        input_ids = padded([ids for ids, _ in batch], 0)
+        labels = padded([target for _, target in batch], IGNORE_INDEX)
+        attention = attention_mask([len(ids) for ids, _ in batch])
+        size, length = input_ids.shape
         # keep[b, t]: position t predicts a response token (labels[b, t + 1]).
         keep = torch.zeros(size, length, dtype=torch.bool)
         keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX

@@ -16,6 +16,7 @@ from typing import Protocol
 import torch
 from transformers import LogitsProcessorList
 
+from prismrl.padding import attention_mask, padded
 from prismrl.rollout.decoding import NucleusWarper, gqa_prefill
 
 
@@ -51,13 +52,10 @@ def sample_replies(model, tokenizer, prompts: list[list[int]], config: SamplingC
     `cache`: a transformers Cache already holding the keys/values of the batch's first columns
     (`prismrl.rollout.kv_cache`); the rest is fed and the cache left filled."""
     device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
-    input_ids = torch.full((len(prompts), width), pad, dtype=torch.long, device=device)
-    attention = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
-    for row, ids in enumerate(prompts):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, device=device)
-        attention[row, width - len(ids) :] = 1
+    input_ids = padded(prompts, pad, left=True, device=device)
+    attention = attention_mask([len(p) for p in prompts], left=True, device=device)
+    width = input_ids.shape[1]
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
     sampling = config.temperature > 0

@@ -36,6 +36,7 @@ from prismrl.envs.base import episode_step_cap
 from prismrl.errors import ConfigError, TrainingDiverged
 from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
+from prismrl.padding import attention_mask, padded
 from prismrl.rollout import Episode, SamplingConfig, rollout
 from prismrl.train.curve import plot_rl
 
@@ -270,14 +271,9 @@ def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: 
     (`logits_to_keep`, as the batched probe does): prompts and observations are most of an
     episode's tokens, and their logits are never used."""
     device = next(model.parameters()).device
-    width = max(len(s.ids) for s in samples)
-    ids = torch.full((len(samples), width), pad_id, dtype=torch.long, device=device)
-    attention = torch.zeros_like(ids)
-    mask = torch.zeros((len(samples), width - 1), dtype=torch.bool, device=device)
-    for row, sample in enumerate(samples):
-        ids[row, : len(sample.ids)] = torch.tensor(sample.ids, device=device)
-        attention[row, : len(sample.ids)] = 1
-        mask[row, : len(sample.ids) - 1] = torch.tensor(sample.generated[1:], device=device)
+    ids = padded([s.ids for s in samples], pad_id, device=device)
+    attention = attention_mask([len(s.ids) for s in samples], device=device)
+    mask = padded([s.generated[1:] for s in samples], False, dtype=torch.bool, device=device)
     keep = torch.zeros_like(ids, dtype=torch.bool)
     keep[:, :-1] = mask
     kwargs = {"input_ids": ids, "attention_mask": attention, "use_cache": False}

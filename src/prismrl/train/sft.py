@@ -47,6 +47,7 @@ from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_
 from prismrl.heartbeat import Heartbeat
 from prismrl.launch import launched_local_rank, launched_rank
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
+from prismrl.padding import attention_mask, padded
 from prismrl.progress import PlainProgress, quiet_library_bars
 
 log = logging.getLogger(__name__)
@@ -183,14 +184,9 @@ def encoded_loss_sum(model, encoded: list[Encoded], pad_token_id: int, batch_siz
     try:
         for start in range(0, len(encoded), batch_size):
             batch = encoded[start : start + batch_size]
-            width = max(e.n_tokens for e in batch)
-            ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-            labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, e in enumerate(batch):
-                ids[row, : e.n_tokens] = torch.tensor(e.input_ids)
-                labels[row, : e.n_tokens] = torch.tensor(e.labels)
-                mask[row, : e.n_tokens] = 1
+            ids = padded([e.input_ids for e in batch], pad_token_id)
+            labels = padded([e.labels for e in batch], IGNORE_INDEX)
+            mask = attention_mask([e.n_tokens for e in batch])
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             # Same definition as prismrl.probe.probe.sft_loss, summed so batches weigh by tokens.
             shifted = labels[:, 1:].to(device)
