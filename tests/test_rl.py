@@ -131,6 +131,10 @@ def test_resume_gives_the_uninterrupted_result(undecided_policy, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     rewards = lambda run: [json.loads(line)["reward"] for line in (tmp_path / run / "rl_metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert rewards("clean") == rewards("resumed")
+    transcripts = lambda run: [json.loads(line) for line in (tmp_path / run / "rl_episodes.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [e["step"] for e in transcripts("clean")] == [step for step in (1, 2, 3, 4) for _ in range(4 * 8)]
+    assert transcripts("clean") == transcripts("resumed")
+    assert transcripts("clean")[0]["messages"][-1]["role"] == "assistant"
 
 
 def test_evaluation_is_deterministic_and_resumes(undecided_policy, tmp_path):

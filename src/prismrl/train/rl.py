@@ -373,9 +373,9 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start_step = state["step"]
-    # Metrics of steps past the checkpoint were lost with the crash's model state: drop them.
-    kept = [m for m in read_jsonl_prefix(out / "rl_metrics.jsonl") if m["step"] <= start_step]
-    atomic_write_jsonl(out / "rl_metrics.jsonl", kept)
+    # Metrics and transcripts of steps past the checkpoint were lost with the crash's model state: drop them.
+    for name in ("rl_metrics.jsonl", "rl_episodes.jsonl"):
+        atomic_write_jsonl(out / name, [m for m in read_jsonl_prefix(out / name) if m["step"] <= start_step])
     sampling = rollout_sampling(cfg)
     engine = None
     if cfg.backend == "vllm":
@@ -388,6 +388,7 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         raise ConfigError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     summary: dict = {}
     with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
+            JsonlAppender(out / "rl_episodes.jsonl") as episodes_sink, \
             Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board, \
             Heartbeat(out, "rl") as beat:
         job = bar.add_task("GRPO", total=n_steps, completed=start_step)
@@ -402,6 +403,8 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
                 episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
                                    sampling, seed=cfg.seed * 1_000_003 + step, engine=engine)
             rollout_seconds = time.perf_counter() - started
+            for episode in episodes:  # the transcripts, to read what the policy did at each step
+                episodes_sink.write({"step": step + 1, **episode.to_dict()})
             beat(step=f"step {step + 1} of {n_steps}, rollout done")
             bar.reset(update_job, visible=False)  # this step's update: its own clock and count
             with precision:
