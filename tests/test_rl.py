@@ -80,6 +80,21 @@ def test_the_rl_curve_splits_each_step_into_rollout_and_update():
     assert curve["reward"] == [0.2, 0.5] and curve["update_seconds"] == [60.0, 60.0] and curve["step"] == [1, 2]
 
 
+def test_a_training_reward_of_10_x_won_stays_in_the_picture(monkeypatch, tmp_path):
+    """`reward: success` trains on 10 x won: it gets its own axis, not the 0-1 one (where session
+    10's curve lost it)."""
+    import prismrl.train.curve as curve
+
+    drawn = []
+    monkeypatch.setattr(curve, "atomic_savefig", lambda fig, path: drawn.append(fig))
+    metrics = [{"step": 1, "reward": 2.5, "env_reward": 0.6, "success": 0.25, "seconds": 100.0, "rollout_seconds": 40.0},
+               {"step": 2, "reward": 6.25, "env_reward": 0.8, "success": 0.62, "seconds": 90.0, "rollout_seconds": 30.0}]
+    curve.plot_rl(metrics, tmp_path / "curve.png")
+    learning, cost, trained = drawn[0].axes
+    low, high = trained.get_ylim()
+    assert low <= 2.5 and high >= 6.25 and learning.get_ylim() == (-0.05, 1.05)
+
+
 def test_the_update_reports_every_micro_batch(undecided_policy, tmp_path, monkeypatch):
     from prismrl.train import rl
 
