@@ -37,12 +37,13 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-prompt-tokens", type=int, default=3072)
+    parser.add_argument("--history-window", type=int, default=None, help="turns kept when the window jumps (default: all that fit)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer, name = load_model(args.model, "float32", "cpu")
     model.eval()
-    config = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=64, max_turns=args.max_turns, history_window=None,
+    config = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=64, max_turns=args.max_turns, history_window=args.history_window,
                             max_prompt_tokens=args.max_prompt_tokens, kv_cache=True)
     listing = make(args.env)
     try:
