@@ -152,6 +152,13 @@ def test_resume_gives_the_uninterrupted_result(undecided_policy, tmp_path):
     assert transcripts("clean")[0]["messages"][-1]["role"] == "assistant"
 
 
+def test_only_the_last_checkpoints_are_kept(undecided_policy, tmp_path):
+    train_rl(_config(undecided_policy, tmp_path / "rl", steps=4, save_steps=1, save_total_limit=2), progress=False)
+    assert sorted(p.name for p in (tmp_path / "rl").glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
+    with pytest.raises(ValueError, match="save_total_limit must be >= 1"):
+        train_rl(_config(undecided_policy, tmp_path / "rl", save_total_limit=0), progress=False)
+
+
 def test_evaluation_is_deterministic_and_resumes(undecided_policy, tmp_path):
     config = dict(model=undecided_policy, env="bandit", split="test", episodes=12, batch_episodes=4, temperature=1.0,
                   max_new_tokens=24, device="cpu", seed=5)

@@ -23,6 +23,7 @@ import copy
 import inspect
 import math
 import random
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -86,6 +87,9 @@ class RLConfig:
     vllm_gpu_memory: float = 0.3  # share of the GPU vLLM may take; the policy, reference and optimizer need the rest
     n_workers: int = 0
     save_steps: int = 10
+    # older checkpoints are deleted, as SFTTrainConfig.save_total_limit (one of SmolLM2's holds the
+    # model and AdamW's state: 1.6 GB); None keeps all, resume needs only the latest
+    save_total_limit: int | None = 3
     seed: int = 0
     dtype: str = "float32"
     device: str | None = None
@@ -330,6 +334,10 @@ def _save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, cfg: RLC
         tokenizer.save_pretrained(staging)
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}, staging / "trainer_state.pt")
         atomic_write_json(staging / "rl_config.json", asdict(cfg))
+    if cfg.save_total_limit is not None:
+        steps = sorted(int(p.name.split("-", 1)[1]) for p in out.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit())
+        for old in steps[: -cfg.save_total_limit]:
+            shutil.rmtree(out / f"checkpoint-{old}")
 
 
 def mixed_precision(dtype: str, device: torch.device):
@@ -352,6 +360,9 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     from prismrl.envs.pool import EnvPool
     from prismrl.models import load_model
 
+    if cfg.save_total_limit is not None and cfg.save_total_limit < 1:
+        raise ConfigError(f"RLConfig.save_total_limit must be >= 1 (the latest checkpoint is what resumes) or None, "
+                          f"got {cfg.save_total_limit}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "rl_config.json", asdict(cfg))
