@@ -96,11 +96,11 @@ class HistoryPrompts:
                 return ids
         ids = prompt_tokens(self.tokenizer, windowed(messages, window))
         if len(ids) > self.max_prompt_tokens and window > 0:
+            window -= 1
             if self.jumping:  # keep the last `history_window` turns (as many as fit when None)
                 self.rewindows += 1
-                ids, window = self._fitted(messages, window - 1 if self.history_window is None else min(window - 1, self.history_window))
-            else:
-                ids, window = self._fitted(messages, window - 1)
+                window = window if self.history_window is None else min(window, self.history_window)
+            ids, window = self._fitted(messages, window)
         self.kept[index] = window
         return ids
 
