@@ -41,9 +41,18 @@ def transformers_sample(model, tokenizer, prompts, config, generator_seed=None, 
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         attention[row, width - len(ids) :] = 1
     torch.manual_seed(generator_seed)
-    output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens, do_sample=True,
-                            temperature=config.temperature, top_p=config.top_p, top_k=0, eos_token_id=tokenizer.eos_token_id,
-                            pad_token_id=tokenizer.pad_token_id, cache=cache)
+    output = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention,
+        max_new_tokens=config.max_new_tokens,
+        do_sample=True,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=0,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        cache=cache,
+    )
     return output[:, width:].tolist()
 
 
@@ -110,8 +119,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tokenizer, name = load_model(args.model, device="cpu")
     model.eval()
-    config = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=args.new, kv_cache=True, history_window=None,
-                            max_prompt_tokens=args.cached + args.fed + 1)
+    config = SamplingConfig(
+        temperature=1.0,
+        top_p=0.9,
+        max_new_tokens=args.new,
+        kv_cache=True,
+        history_window=None,
+        max_prompt_tokens=args.cached + args.fed + 1,
+    )
     ids = real_text(tokenizer, args.cached + args.fed)
     kv = shared_prefill(model, ids)
     paths = {"transformers (before)": transformers_sample, "prismrl.rollout.decoding": prismrl_sample}

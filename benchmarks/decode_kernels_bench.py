@@ -53,10 +53,18 @@ def main() -> None:
     probs = transformers_top_p(logits).softmax(-1)
     print(f"{ROWS} rows, {CACHED} cached tokens, 2 threads; ms per call")
     print(f"| sum over one layer's keys + values ({2 * keys.numel() * 4 / 1e6:.1f} MB) | {milliseconds(lambda: flat.sum()):.2f} |")
-    print(f"| 1-token attention, folded heads (transformers) | {milliseconds(lambda: F.scaled_dot_product_attention(folded, keys, values, attn_mask=mask)):.2f} |")
-    print(f"| 1-token attention, enable_gqa | {milliseconds(lambda: F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, enable_gqa=True)):.2f} |")
-    print(f"| {FED} fed tokens, repeat_kv (transformers) | {milliseconds(lambda: F.scaled_dot_product_attention(fed_query, repeated(keys), repeated(values), attn_mask=fed_mask), 5):.2f} |")
-    print(f"| {FED} fed tokens, enable_gqa | {milliseconds(lambda: F.scaled_dot_product_attention(fed_query, keys, values, attn_mask=fed_mask, enable_gqa=True), 5):.2f} |")
+    print(
+        f"| 1-token attention, folded heads (transformers) | {milliseconds(lambda: F.scaled_dot_product_attention(folded, keys, values, attn_mask=mask)):.2f} |"
+    )
+    print(
+        f"| 1-token attention, enable_gqa | {milliseconds(lambda: F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, enable_gqa=True)):.2f} |"
+    )
+    print(
+        f"| {FED} fed tokens, repeat_kv (transformers) | {milliseconds(lambda: F.scaled_dot_product_attention(fed_query, repeated(keys), repeated(values), attn_mask=fed_mask), 5):.2f} |"
+    )
+    print(
+        f"| {FED} fed tokens, enable_gqa | {milliseconds(lambda: F.scaled_dot_product_attention(fed_query, keys, values, attn_mask=fed_mask, enable_gqa=True), 5):.2f} |"
+    )
     print(f"| top-p by full sort (transformers) | {milliseconds(lambda: transformers_top_p(logits)):.2f} |")
     print(f"| top-1024 | {milliseconds(lambda: torch.topk(logits, 1024)):.2f} |")
     print(f"| multinomial draw | {milliseconds(lambda: torch.multinomial(probs, 1)):.2f} |")

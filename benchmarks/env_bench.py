@@ -38,8 +38,7 @@ def expert_episode(env, task_id: str, max_turns: int) -> dict[str, Any]:
         _, action = env.expert_step()
         observation, reward, done, info = env.step(action)
         trace.append((action, observation, reward, done, info))
-    return {"reset_s": reset_s, "step_s": time.perf_counter() - t1, "steps": len(trace) - 1,
-            "won": bool(info.get("won")), "trace": trace}
+    return {"reset_s": reset_s, "step_s": time.perf_counter() - t1, "steps": len(trace) - 1, "won": bool(info.get("won")), "trace": trace}
 
 
 def pool_batch(pool: EnvPool, task_ids: list[str], replay: list[list[Any]]) -> tuple[float, list[list[Any]]]:
@@ -72,10 +71,18 @@ def measure_env(name: str, config: dict, split: str, episodes: int, max_turns: i
     finally:
         env.close()
     steps = sum(r["steps"] for r in runs)
-    return {"name": name, "config": config, "split": split, "tasks": tasks, "make_s": make_s,
-            "reset_s": statistics.mean(r["reset_s"] for r in runs),
-            "steps_per_s": steps / sum(r["step_s"] for r in runs),
-            "mean_steps": steps / len(runs), "won": sum(r["won"] for r in runs), "episodes": len(runs)}
+    return {
+        "name": name,
+        "config": config,
+        "split": split,
+        "tasks": tasks,
+        "make_s": make_s,
+        "reset_s": statistics.mean(r["reset_s"] for r in runs),
+        "steps_per_s": steps / sum(r["step_s"] for r in runs),
+        "mean_steps": steps / len(runs),
+        "won": sum(r["won"] for r in runs),
+        "episodes": len(runs),
+    }
 
 
 def measure_pool(m: dict[str, Any], n_episodes: int, workers: list[int], max_turns: int, start_method: str) -> list[str]:
@@ -109,8 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--alfworld-split", default="train")
     p.add_argument("--webshop-split", default="test")
     p.add_argument("--twx-split", default="test")
-    p.add_argument("--workers", default=",".join(str(n) for n in sorted({1, min(4, os.cpu_count() or 1)})),
-                   help="comma-separated worker counts for the pool section")
+    p.add_argument(
+        "--workers",
+        default=",".join(str(n) for n in sorted({1, min(4, os.cpu_count() or 1)})),
+        help="comma-separated worker counts for the pool section",
+    )
     p.add_argument("--pool-episodes", type=int, default=8, help="episodes per pool batch")
     p.add_argument("--pool-envs", default=None, help="envs for the pool section (default: alfworld if measured, else all)")
     p.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver"])
@@ -150,16 +160,25 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<9} failed: {type(error).__name__}: {error}")
             continue
         measured.append(m)
-        print(f"{name:<9} {split:<10} {m['make_s']:>7.2f} {1000 * m['reset_s']:>9.1f} {m['steps_per_s']:>9.1f} "
-              f"{m['mean_steps']:>9.1f} {m['won']:>3}/{m['episodes']:<3}")
+        print(
+            f"{name:<9} {split:<10} {m['make_s']:>7.2f} {1000 * m['reset_s']:>9.1f} {m['steps_per_s']:>9.1f} "
+            f"{m['mean_steps']:>9.1f} {m['won']:>3}/{m['episodes']:<3}"
+        )
     for line in skipped:
         print(line)
 
-    pool_names = ([e.strip() for e in args.pool_envs.split(",")] if args.pool_envs
-                  else ["alfworld"] if any(m["name"] == "alfworld" for m in measured) else [m["name"] for m in measured])
+    pool_names = (
+        [e.strip() for e in args.pool_envs.split(",")]
+        if args.pool_envs
+        else ["alfworld"]
+        if any(m["name"] == "alfworld" for m in measured)
+        else [m["name"] for m in measured]
+    )
     workers = [int(n) for n in args.workers.split(",") if n.strip()]
-    print(f"\nEnvPool ({args.start_method}): {args.pool_episodes} episodes per batch, replaying the expert's actions; "
-          "cold = spawn + one env per slot + batch, warm = a second batch on the same pool; speed-up = sequential / warm")
+    print(
+        f"\nEnvPool ({args.start_method}): {args.pool_episodes} episodes per batch, replaying the expert's actions; "
+        "cold = spawn + one env per slot + batch, warm = a second batch on the same pool; speed-up = sequential / warm"
+    )
     print(f"{'env':<9} {'workers':>10} {'cold s':>8} {'warm s':>8} {'speed-up':>8}")
     for m in measured:
         if m["name"] in pool_names:

@@ -153,9 +153,15 @@ def worker(args) -> None:
             cpu_seconds = time.process_time() - cpu0
         peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss.peak
     out = {
-        "seconds": seconds, "cpu_seconds": cpu_seconds, "n": len(pairs), "tokens": sum(len(ids) for ids, _ in pairs),
-        "batches": len(batches), "peak_mb": peak, "base_mb": base,
-        "methods": getattr(probe, "methods_used", None), "timings": timings if args.breakdown else None,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "n": len(pairs),
+        "tokens": sum(len(ids) for ids, _ in pairs),
+        "batches": len(batches),
+        "peak_mb": peak,
+        "base_mb": base,
+        "methods": getattr(probe, "methods_used", None),
+        "timings": timings if args.breakdown else None,
         "norms": [results[i][1] for i in range(len(pairs))],
     }
     Path(args.result).write_text(json.dumps(out))
@@ -201,23 +207,45 @@ def main(argv: list[str] | None = None) -> None:
         (Path(tmp) / "pairs.json").write_text(json.dumps(pairs))
         lengths = [len(ids) for ids, _ in pairs]
         response = sum(sum(label != -100 for label in labels) for _, labels in pairs)
-        print(f"model {args.model}, {len(pairs)} trajectories of {min(lengths)}-{max(lengths)} tokens "
-              f"(mean {sum(lengths) / len(lengths):.0f}, {response / sum(lengths):.0%} response tokens), "
-              f"{args.threads} threads, torch {torch.__version__}, {os.cpu_count()} CPUs, device {args.device}, {args.dtype}")
+        print(
+            f"model {args.model}, {len(pairs)} trajectories of {min(lengths)}-{max(lengths)} tokens "
+            f"(mean {sum(lengths) / len(lengths):.0f}, {response / sum(lengths):.0%} response tokens), "
+            f"{args.threads} threads, torch {torch.__version__}, {os.cpu_count()} CPUs, device {args.device}, {args.dtype}"
+        )
         measured: dict[tuple, list[dict]] = {row: [] for row in rows}
         for _ in range(args.repeat):
             for row in rows:
                 result = Path(tmp) / "result.json"
-                command = [sys.executable, __file__, "--worker", row[0], str(row[1]), str(int(row[2])),
-                           "--pairs", str(Path(tmp) / "pairs.json"), "--result", str(result),
-                           "--model", args.model, "--threads", str(args.threads), "--dtype", args.dtype, "--device", args.device]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    row[0],
+                    str(row[1]),
+                    str(int(row[2])),
+                    "--pairs",
+                    str(Path(tmp) / "pairs.json"),
+                    "--result",
+                    str(result),
+                    "--model",
+                    args.model,
+                    "--threads",
+                    str(args.threads),
+                    "--dtype",
+                    args.dtype,
+                    "--device",
+                    args.device,
+                ]
                 if args.breakdown:
                     command.append("--breakdown")
                 load = os.getloadavg()[0]
                 subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
                 measured[row].append({**json.loads(result.read_text()), "load": load})
                 last = measured[row][-1]
-                print(f"  {row_name(row):<24} {last['seconds']:7.1f} s wall, {last['cpu_seconds']:7.1f} s CPU  (load avg before: {load:.2f})", flush=True)
+                print(
+                    f"  {row_name(row):<24} {last['seconds']:7.1f} s wall, {last['cpu_seconds']:7.1f} s CPU  (load avg before: {load:.2f})",
+                    flush=True,
+                )
 
     paper = min(measured[rows[0]], key=lambda r: r["seconds"])
     reference = torch.tensor(paper["norms"])
@@ -226,9 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         best = min(measured[row], key=lambda r: r["seconds"])
         diff = ((torch.tensor(best["norms"]) - reference).abs() / reference.abs()).max().item()
-        print(f"| {row_name(row):<24} | {best['n'] / best['seconds']:6.3f} | {best['tokens'] / best['seconds']:8.1f} | "
-              f"{best['batches']:7d} | {best['peak_mb']:6.0f} (+{best['peak_mb'] - best['base_mb']:5.0f})        | "
-              f"{paper['seconds'] / best['seconds']:16.2f}x | {diff:13.1e} |")
+        print(
+            f"| {row_name(row):<24} | {best['n'] / best['seconds']:6.3f} | {best['tokens'] / best['seconds']:8.1f} | "
+            f"{best['batches']:7d} | {best['peak_mb']:6.0f} (+{best['peak_mb'] - best['base_mb']:5.0f})        | "
+            f"{paper['seconds'] / best['seconds']:16.2f}x | {diff:13.1e} |"
+        )
     if args.repeat > 1:
         print("\nall runs (s): " + "; ".join(f"{row_name(r)}: " + ", ".join(f"{m['seconds']:.1f}" for m in measured[r]) for r in rows))
     if args.breakdown:
@@ -236,8 +266,10 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:
             best = min(measured[row], key=lambda r: r["seconds"])
             t = best["timings"]
-            print(f"  {row_name(row):<24} {t['forward']:7.1f} | {t['lm_head']:7.1f} | {best['seconds'] - t['forward']:7.1f} | {t['norms']:7.1f}"
-                  + (f"   methods {best['methods']}" if best["methods"] else ""))
+            print(
+                f"  {row_name(row):<24} {t['forward']:7.1f} | {t['lm_head']:7.1f} | {best['seconds'] - t['forward']:7.1f} | {t['norms']:7.1f}"
+                + (f"   methods {best['methods']}" if best["methods"] else "")
+            )
 
 
 if __name__ == "__main__":

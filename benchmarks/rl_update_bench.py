@@ -49,14 +49,18 @@ def main() -> None:
         ids = torch.randint(100, len(tokenizer) - 1, (length,)).tolist()
         generated = [i % args.generated_every == 0 for i in range(length)]
         samples.append(Sample(ids, generated, [1.0] * length))
+
     def one_per_micro_batch(model, samples, temperature, pad_id):
         for sample in samples[:-1]:  # backward each at once, as update_policy's micro-batches do
             logprobs, mask, _ = response_logprobs(model, [sample], temperature, pad_id)
             (logprobs * mask).sum().backward()
         return response_logprobs(model, samples[-1:], temperature, pad_id)[:2]
 
-    paths = {"every position": full_vocabulary_logprobs, "generated only": lambda *a: response_logprobs(*a)[:2],
-             "generated only, 1 sample per micro-batch": one_per_micro_batch}
+    paths = {
+        "every position": full_vocabulary_logprobs,
+        "generated only": lambda *a: response_logprobs(*a)[:2],
+        "generated only, 1 sample per micro-batch": one_per_micro_batch,
+    }
     seconds = {path: [] for path in paths}
     values = {}
     for _ in range(args.repeats):
@@ -67,16 +71,20 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
             seconds[path].append(time.perf_counter() - started)
             values[path] = logprobs[mask].detach()
-    print(f"# {name}, lengths {args.lengths}, 1 in {args.generated_every} positions generated, {args.threads} threads, "
-          f"best of {args.repeats}; max |Δ log-prob| {float((values['every position'] - values['generated only']).abs().max()):.2e}")
+    print(
+        f"# {name}, lengths {args.lengths}, 1 in {args.generated_every} positions generated, {args.threads} threads, "
+        f"best of {args.repeats}; max |Δ log-prob| {float((values['every position'] - values['generated only']).abs().max()):.2e}"
+    )
     print("| path | seconds (forward + backward) |\n|---|---:|")
     for path in paths:
         print(f"| {path} | {min(seconds[path]):.2f} |")
     print(f"| **speed-up, generated only** | **{min(seconds['every position']) / min(seconds['generated only']):.2f}x** |")
     single = min(seconds["generated only, 1 sample per micro-batch"])
     print(f"| **speed-up, 1 sample per micro-batch** | **{min(seconds['every position']) / single:.2f}x** |")
-    print(f"# tokens/s (forward + backward, padding not counted): {sum(len(s.ids) for s in samples) / single:.1f} one per micro-batch, "
-          f"{sum(len(s.ids) for s in samples) / min(seconds['generated only']):.1f} padded pair")
+    print(
+        f"# tokens/s (forward + backward, padding not counted): {sum(len(s.ids) for s in samples) / single:.1f} one per micro-batch, "
+        f"{sum(len(s.ids) for s in samples) / min(seconds['generated only']):.1f} padded pair"
+    )
 
 
 if __name__ == "__main__":

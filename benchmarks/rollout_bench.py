@@ -148,11 +148,15 @@ def main(argv=None) -> int:
         tasks = listing.tasks(args.split)[args.first_task : args.first_task + args.episodes]
     finally:
         listing.close()
-    print(f"# {name} ({args.dtype}, {args.threads} threads), {args.env} {args.split} tasks {tasks[0]}..{tasks[-1]}: "
-          f"{len(tasks)} episodes, max_turns {args.max_turns}, max_new_tokens {args.max_new_tokens}, "
-          f"temperature {args.temperature}")
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start, "
-          f"torch {torch.__version__}, python {sys.version.split()[0]}")
+    print(
+        f"# {name} ({args.dtype}, {args.threads} threads), {args.env} {args.split} tasks {tasks[0]}..{tasks[-1]}: "
+        f"{len(tasks)} episodes, max_turns {args.max_turns}, max_new_tokens {args.max_new_tokens}, "
+        f"temperature {args.temperature}"
+    )
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start, "
+        f"torch {torch.__version__}, python {sys.version.split()[0]}"
+    )
     sample_replies(model, tokenizer, [tokenizer("warm up")["input_ids"]], SamplingConfig(temperature=0.0, max_new_tokens=4))
 
     baton = Baton(PATHS)
@@ -161,8 +165,14 @@ def main(argv=None) -> int:
 
     def play(path: str, pool) -> None:
         torch.set_num_threads(args.threads)  # the OpenMP thread count is per thread
-        config = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens, max_turns=args.max_turns,
-                                history_window=None, max_prompt_tokens=args.max_prompt_tokens, kv_cache=path == "KV cache")
+        config = SamplingConfig(
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+            max_turns=args.max_turns,
+            history_window=None,
+            max_prompt_tokens=args.max_prompt_tokens,
+            kv_cache=path == "KV cache",
+        )
         baton.begin(path)
         try:
             results[path] = rollout(model, tokenizer, pool, args.env, tasks, config, seed=args.seed)
@@ -173,8 +183,10 @@ def main(argv=None) -> int:
 
     wall = time.perf_counter()
     with EnvPool(args.env, {}, 0) as pool_a, EnvPool(args.env, {}, 0) as pool_b, recorded_caches(found):
-        threads = [threading.Thread(target=play, args=(path, clock.timed_pool(pool, path)), name=path)
-                   for path, pool in zip(PATHS, (pool_a, pool_b))]
+        threads = [
+            threading.Thread(target=play, args=(path, clock.timed_pool(pool, path)), name=path)
+            for path, pool in zip(PATHS, (pool_a, pool_b))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -187,33 +199,49 @@ def main(argv=None) -> int:
     for path in PATHS:
         turns = [t for e in results[path] for t in e.turns]
         prompt_total = sum(len(t.prompt_ids) for t in turns)
-        rows[path] = {"seconds": baton.seconds[path], "steps": len(turns), "generated": sum(len(t.response_ids) for t in turns),
-                      "fed": found[0].fed_tokens if path == "KV cache" else prompt_total,
-                      "max_prompt": max(len(t.prompt_ids) for t in turns), **clock.times[path]}
+        rows[path] = {
+            "seconds": baton.seconds[path],
+            "steps": len(turns),
+            "generated": sum(len(t.response_ids) for t in turns),
+            "fed": found[0].fed_tokens if path == "KV cache" else prompt_total,
+            "max_prompt": max(len(t.prompt_ids) for t in turns),
+            **clock.times[path],
+        }
     base, cached = rows["re-encode"], rows["KV cache"]
-    same = sum(a.action == b.action and a.response_ids == b.response_ids and a.prompt_ids == b.prompt_ids
-               for x, y in zip(results["re-encode"], results["KV cache"]) for a, b in zip(x.turns, y.turns))
-    print(f"# episode lengths: {[len(e.turns) for e in results['re-encode']]}; longest prompt {base['max_prompt']} "
-          f"tokens; identical turns {same}/{base['steps']} (cached path: {cached['steps']} turns); "
-          f"whole run {wall:.0f} s, load {os.getloadavg()[0]:.2f} at the end")
+    same = sum(
+        a.action == b.action and a.response_ids == b.response_ids and a.prompt_ids == b.prompt_ids
+        for x, y in zip(results["re-encode"], results["KV cache"])
+        for a, b in zip(x.turns, y.turns)
+    )
+    print(
+        f"# episode lengths: {[len(e.turns) for e in results['re-encode']]}; longest prompt {base['max_prompt']} "
+        f"tokens; identical turns {same}/{base['steps']} (cached path: {cached['steps']} turns); "
+        f"whole run {wall:.0f} s, load {os.getloadavg()[0]:.2f} at the end"
+    )
     errors = [e.error for path in PATHS for e in results[path] if e.error]
     if errors:
         print(f"# episode errors: {errors}")
     print()
-    print("| path | seconds | env steps | env-steps/s | generated tokens | gen tokens/s | prompt tokens fed "
-          "| prefill s | decode s | env s | other s |")
+    print(
+        "| path | seconds | env steps | env-steps/s | generated tokens | gen tokens/s | prompt tokens fed "
+        "| prefill s | decode s | env s | other s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path in PATHS:
         r = rows[path]
         other = r["seconds"] - r["prefill"] - r["decode"] - r["env"]
-        print(f"| {path} | {r['seconds']:.1f} | {r['steps']} | {r['steps'] / r['seconds']:.3f} | {r['generated']} | "
-              f"{r['generated'] / r['seconds']:.2f} | {r['fed']} | {r['prefill']:.1f} | {r['decode']:.1f} | "
-              f"{r['env']:.1f} | {other:.1f} |")
+        print(
+            f"| {path} | {r['seconds']:.1f} | {r['steps']} | {r['steps'] / r['seconds']:.3f} | {r['generated']} | "
+            f"{r['generated'] / r['seconds']:.2f} | {r['fed']} | {r['prefill']:.1f} | {r['decode']:.1f} | "
+            f"{r['env']:.1f} | {other:.1f} |"
+        )
     steps_ratio = (cached["steps"] / cached["seconds"]) / (base["steps"] / base["seconds"])
     tokens_ratio = (cached["generated"] / cached["seconds"]) / (base["generated"] / base["seconds"])
-    print(f"| **cached / re-encode** | | | **{steps_ratio:.2f}x** | | **{tokens_ratio:.2f}x** | "
-          f"{cached['fed'] / base['fed']:.2f}x | {cached['prefill'] / base['prefill']:.2f}x | "
-          f"{cached['decode'] / base['decode']:.2f}x | | |")
+    print(
+        f"| **cached / re-encode** | | | **{steps_ratio:.2f}x** | | **{tokens_ratio:.2f}x** | "
+        f"{cached['fed'] / base['fed']:.2f}x | {cached['prefill'] / base['prefill']:.2f}x | "
+        f"{cached['decode'] / base['decode']:.2f}x | | |"
+    )
     return 0
 
 

@@ -95,9 +95,20 @@ def sft_worker(args, pairs, row) -> dict:
     chosen = [pairs[i % len(pairs)] for i in range(steps * samples_per_step)]
     dataset = datasets.Dataset.from_dict({"input_ids": [p[0] for p in chosen], "labels": [p[1] for p in chosen]})
     with tempfile.TemporaryDirectory() as out:
-        cfg = sft.SFTTrainConfig(model=args.model, data="bench", out=out, max_steps=steps, lr=1e-5, batch_size=batch_size,
-                                 grad_accum=grad_accum, lora=lora, gradient_checkpointing=checkpointing, save_steps=10_000,
-                                 logging_steps=1, device="cpu")
+        cfg = sft.SFTTrainConfig(
+            model=args.model,
+            data="bench",
+            out=out,
+            max_steps=steps,
+            lr=1e-5,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            lora=lora,
+            gradient_checkpointing=checkpointing,
+            save_steps=10_000,
+            logging_steps=1,
+            device="cpu",
+        )
         times: list[float] = []
 
         class StepTimer(TrainerCallback):
@@ -147,9 +158,26 @@ def main(argv: list[str] | None = None) -> None:
         make_data(data, 24)
         for name in names:
             result_path = Path(tmp) / f"{name}.json"
-            command = [sys.executable, __file__, "--worker", name, "--data", str(data), "--result", str(result_path),
-                       "--model", args.model, "--max-length", str(args.max_length), "--steps", str(args.steps),
-                       "--probe-n", str(args.probe_n), "--threads", str(args.threads)]
+            command = [
+                sys.executable,
+                __file__,
+                "--worker",
+                name,
+                "--data",
+                str(data),
+                "--result",
+                str(result_path),
+                "--model",
+                args.model,
+                "--max-length",
+                str(args.max_length),
+                "--steps",
+                str(args.steps),
+                "--probe-n",
+                str(args.probe_n),
+                "--threads",
+                str(args.threads),
+            ]
             started = time.perf_counter()
             finished = subprocess.run(command, capture_output=True, text=True)
             if finished.returncode != 0:
@@ -158,8 +186,10 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = json.loads(result_path.read_text())
             print(f"{name}: {time.perf_counter() - started:.0f} s wall", file=sys.stderr, flush=True)
     probe = results.get("probe")
-    print(f"\nSmolLM2-135M ({args.model}), float32, {args.threads} threads, trajectories <= {args.max_length} tokens, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nSmolLM2-135M ({args.model}), float32, {args.threads} threads, trajectories <= {args.max_length} tokens, "
+        f"load average {os.getloadavg()[0]:.1f}\n"
+    )
     print("| row | batch x accum | tokens | seconds | tokens/s | x probe | peak GB |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, r in results.items():

@@ -44,17 +44,21 @@ def main() -> None:
     for name, folder in runs.items():
         r = json.loads((folder / "results.json").read_text())
         won = sum(e["won"] for e in episodes[name].values())
-        print(f"{name} {folder}: success {100 * r['success']:.1f} % ({won}/{r['episodes']}; 95 % CI "
-              f"{100 * r['success_ci95'][0]:.1f}-{100 * r['success_ci95'][1]:.1f}), score {r['score']:.1f} "
-              f"(95 % CI {r['score_ci95'][0]:.1f}-{r['score_ci95'][1]:.1f})")
+        print(
+            f"{name} {folder}: success {100 * r['success']:.1f} % ({won}/{r['episodes']}; 95 % CI "
+            f"{100 * r['success_ci95'][0]:.1f}-{100 * r['success_ci95'][1]:.1f}), score {r['score']:.1f} "
+            f"(95 % CI {r['score_ci95'][0]:.1f}-{r['score_ci95'][1]:.1f})"
+        )
     a, b = episodes["A"], episodes["B"]
     shared = sorted(set(a) & set(b))
     identical = sum(a[t]["messages"] == b[t]["messages"] for t in shared)
     only_a = [t for t in shared if a[t]["won"] and not b[t]["won"]]
     only_b = [t for t in shared if b[t]["won"] and not a[t]["won"]]
     diff = sum(b[t]["reward"] - a[t]["reward"] for t in shared) / len(shared)
-    print(f"{len(shared)} goals in both: {identical} identical transcripts; won by A only {len(only_a)} {only_a}, "
-          f"by B only {len(only_b)} {only_b}; mean score B - A {100 * diff:+.2f}")
+    print(
+        f"{len(shared)} goals in both: {identical} identical transcripts; won by A only {len(only_a)} {only_a}, "
+        f"by B only {len(only_b)} {only_b}; mean score B - A {100 * diff:+.2f}"
+    )
     if args.budget:
         from prismrl.models import BUILTIN_DEFAULT, load_tokenizer
 

@@ -65,14 +65,18 @@ def main() -> None:
     n = len(episodes)
     summary = summarize(episodes)
     (s_low, s_high), (r_low, r_high) = summary["success_ci95"], summary["score_ci95"]
-    print(f"{args.episodes}: {n} episodes; success {100 * summary['success']:.1f} % (95 % CI {100 * s_low:.1f}-"
-          f"{100 * s_high:.1f}), score {summary['score']:.1f} (95 % CI {r_low:.1f}-{r_high:.1f}), invalid actions "
-          f"{100 * summary['invalid_action_rate']:.1f} %, mean turns {summary['mean_steps']:.2f}")
+    print(
+        f"{args.episodes}: {n} episodes; success {100 * summary['success']:.1f} % (95 % CI {100 * s_low:.1f}-"
+        f"{100 * s_high:.1f}), score {summary['score']:.1f} (95 % CI {r_low:.1f}-{r_high:.1f}), invalid actions "
+        f"{100 * summary['invalid_action_rate']:.1f} %, mean turns {summary['mean_steps']:.2f}"
+    )
     print("\n| outcome | episodes | share | mean reward | mean turns |\n|---|---:|---:|---:|---:|")
     for name, count in counts.most_common():
         group = [e for e in episodes if bucket(e) == name]
-        print(f"| {name} | {count} | {100 * count / n:.1f} % | {sum(e['reward'] for e in group) / count:.3f} | "
-              f"{sum(e['steps'] for e in group) / count:.1f} |")
+        print(
+            f"| {name} | {count} | {100 * count / n:.1f} % | {sum(e['reward'] for e in group) / count:.3f} | "
+            f"{sum(e['steps'] for e in group) / count:.1f} |"
+        )
     for name in counts:
         group = [e for e in episodes if bucket(e) == name][: args.examples]
         for e in group:

@@ -43,8 +43,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tokenizer, name = load_model(args.model, "float32", "cpu")
     model.eval()
-    config = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=64, max_turns=args.max_turns, history_window=args.history_window,
-                            max_prompt_tokens=args.max_prompt_tokens, kv_cache=True)
+    config = SamplingConfig(
+        temperature=1.0,
+        top_p=0.9,
+        max_new_tokens=64,
+        max_turns=args.max_turns,
+        history_window=args.history_window,
+        max_prompt_tokens=args.max_prompt_tokens,
+        kv_cache=True,
+    )
     listing = make(args.env)
     try:
         chosen = args.tasks.split(",") if args.tasks else listing.tasks(args.split)[: args.episodes]
@@ -64,10 +71,14 @@ def main() -> None:
             head = before.prompt_ids + before.response_ids
             at = common_prefix(head, turn.prompt_ids)
             if at < len(head):
-                breaks.append(f"turn {t}: differs at token {at} of {len(head)} "
-                              f"({tokenizer.decode(head[at:at + 3])!r} vs {tokenizer.decode(turn.prompt_ids[at:at + 3])!r})")
-        print(f"task {episode.task_id}: {len(episode.turns)} turns, {len(samples)} sequences, "
-              f"prompt tokens by turn {[len(t.prompt_ids) for t in episode.turns]}")
+                breaks.append(
+                    f"turn {t}: differs at token {at} of {len(head)} "
+                    f"({tokenizer.decode(head[at : at + 3])!r} vs {tokenizer.decode(turn.prompt_ids[at : at + 3])!r})"
+                )
+        print(
+            f"task {episode.task_id}: {len(episode.turns)} turns, {len(samples)} sequences, "
+            f"prompt tokens by turn {[len(t.prompt_ids) for t in episode.turns]}"
+        )
         for line in breaks:
             print("  " + line)
     print(f"{total} sequences for {len(episodes)} episodes")

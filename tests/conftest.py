@@ -15,8 +15,10 @@ WORDS = "apple knife table fridge open take go look mug clean heat cool put draw
 def make_trajectory(index: int, turns: int = 3, seed: int = 0) -> Trajectory:
     rng = random.Random(seed * 100_003 + index)
     say = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
-    messages = [{"role": "system", "content": "You are an agent. Reply with Thought and Action."},
-                {"role": "user", "content": f"Your task is to: {say(6)}"}]
+    messages = [
+        {"role": "system", "content": "You are an agent. Reply with Thought and Action."},
+        {"role": "user", "content": f"Your task is to: {say(6)}"},
+    ]
     for turn in range(turns):
         messages.append({"role": "assistant", "content": f"Thought: {say(rng.randint(3, 8))}\nAction: {say(3)}"})
         if turn < turns - 1:

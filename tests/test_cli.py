@@ -28,7 +28,9 @@ def test_route_end_to_end_with_tiny_model(tmp_path, trajectory_file, trajectorie
 
 def test_probe_then_score_then_route_from_existing_probe(tmp_path, trajectory_file):
     probe_dir = tmp_path / "probe"
-    result = runner.invoke(app, ["probe", "--data", str(trajectory_file), "--out", str(probe_dir), "--model", "tiny:1", "--max-length", "256"])
+    result = runner.invoke(
+        app, ["probe", "--data", str(trajectory_file), "--out", str(probe_dir), "--model", "tiny:1", "--max-length", "256"]
+    )
     assert result.exit_code == 0, result.output
     assert len((probe_dir / "probe.jsonl").read_text().splitlines()) == 12
     result = runner.invoke(app, ["score", "--probe", str(probe_dir), "--normalize", "sqrt-numel"])
@@ -38,7 +40,9 @@ def test_probe_then_score_then_route_from_existing_probe(tmp_path, trajectory_fi
     config = tmp_path / "route.yaml"
     config.write_text(yaml.safe_dump({"router": "magnitude", "rl_share": 0.25}))
     out = tmp_path / "route"
-    result = runner.invoke(app, ["route", "--config", str(config), "--data", str(trajectory_file), "--probe", str(probe_dir), "--out", str(out)])
+    result = runner.invoke(
+        app, ["route", "--config", str(config), "--data", str(trajectory_file), "--probe", str(probe_dir), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     split = json.loads((out / "split.json").read_text())
     assert split["router"] == "magnitude" and len(split["ids_rl"]) == 3

@@ -55,9 +55,15 @@ def test_duplicate_id_names_both_lines(tmp_path):
 def test_sharegpt_and_agentgym_import(tmp_path):
     records = [
         {"id": "eto-1", "conversations": [{"from": "human", "value": "task"}, {"from": "gpt", "value": "Action: go"}]},
-        {"item_id": "webshop_7", "conversations": [
-            {"from": "human", "value": "example"}, {"from": "gpt", "value": "ok", "loss": False},
-            {"from": "human", "value": "task"}, {"from": "gpt", "value": "Action: search[x]", "loss": True}]},
+        {
+            "item_id": "webshop_7",
+            "conversations": [
+                {"from": "human", "value": "example"},
+                {"from": "gpt", "value": "ok", "loss": False},
+                {"from": "human", "value": "task"},
+                {"from": "gpt", "value": "Action: search[x]", "loss": True},
+            ],
+        },
     ]
     path = tmp_path / "sharegpt.json"
     path.write_text(json.dumps(records))
@@ -73,7 +79,7 @@ def test_round_trip(tmp_path, fmt):
     trajectories = [make_trajectory(i) for i in range(3)]
     trajectories[1].messages[2]["loss"] = False
     trajectories[2].meta = {"task_type": "pick", "steps": 3}
-    target = tmp_path / f"out.{ 'json' if fmt == 'sharegpt' else fmt}"
+    target = tmp_path / f"out.{'json' if fmt == 'sharegpt' else fmt}"
     save_trajectories(trajectories, target, fmt=fmt)
     loaded, _ = load_trajectories(target)
     assert [t.id for t in loaded] == [t.id for t in trajectories]

@@ -77,7 +77,8 @@ def test_sampled_generation_is_seeded_and_stays_in_the_nucleus(tiny):
     with torch.no_grad():  # the first sampled token of each row lies in its top-p set
         mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded rows
-        logits = model(input_ids=torch.tensor([[tokenizer.pad_token_id] * 2 + prompts[1], prompts[0]]),
-                       attention_mask=mask, position_ids=positions).logits[:, -1]
+        logits = model(
+            input_ids=torch.tensor([[tokenizer.pad_token_id] * 2 + prompts[1], prompts[0]]), attention_mask=mask, position_ids=positions
+        ).logits[:, -1]
     kept = torch.isfinite(transformers_warped(logits, 1.0, 0.5))
     assert kept[0, first[1][0]] and kept[1, first[0][0]]

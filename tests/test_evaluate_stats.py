@@ -22,8 +22,19 @@ def test_bootstrap_interval_of_a_mean():
 
 
 def test_summary_reports_both_intervals():
-    episodes = [{"task_type": None, "won": i < 3, "reward": 1.0 if i < 3 else 0.25, "steps": 4, "invalid_actions": 0,
-                 "error": None, "prompt_tokens": 10, "generated_tokens": 5} for i in range(8)]
+    episodes = [
+        {
+            "task_type": None,
+            "won": i < 3,
+            "reward": 1.0 if i < 3 else 0.25,
+            "steps": 4,
+            "invalid_actions": 0,
+            "error": None,
+            "prompt_tokens": 10,
+            "generated_tokens": 5,
+        }
+        for i in range(8)
+    ]
     summary = summarize(episodes)
     assert summary["success"] == 3 / 8 and summary["success_ci95"] == wilson_interval(3, 8)
     low, high = summary["score_ci95"]

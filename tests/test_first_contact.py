@@ -52,16 +52,19 @@ def test_out_and_data_are_required_and_nothing_lands_in_the_current_folder(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == listing
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--max-length", "0"], "--max-length must be a positive number of tokens, got 0"),
-    (["--max-length", "-5"], "got -5"),
-    (["--router", "bogus"], "unknown router 'bogus'"),
-    (["--metric", "entropy"], "unknown metric 'entropy'"),
-    (["--rl-share", "1.5"], "within [0, 1]; got 1.5"),
-    (["--normalize", "l1"], "unknown normalization 'l1'"),
-    (["--dtype", "float8"], "unknown dtype 'float8'"),
-    (["--batch-tokens", "0"], "--batch-tokens must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-length", "0"], "--max-length must be a positive number of tokens, got 0"),
+        (["--max-length", "-5"], "got -5"),
+        (["--router", "bogus"], "unknown router 'bogus'"),
+        (["--metric", "entropy"], "unknown metric 'entropy'"),
+        (["--rl-share", "1.5"], "within [0, 1]; got 1.5"),
+        (["--normalize", "l1"], "unknown normalization 'l1'"),
+        (["--dtype", "float8"], "unknown dtype 'float8'"),
+        (["--batch-tokens", "0"], "--batch-tokens must be a positive number"),
+    ],
+)
 def test_bad_options_are_rejected_before_any_model_or_file(tmp_path, trajectory_file, no_model_loading, args, message):
     out = tmp_path / "run"
     result = runner.invoke(app, ["route", "--data", str(trajectory_file), "--out", str(out), "--model", "tiny", *args])
@@ -137,11 +140,17 @@ def test_all_invalid_trajectories_is_an_error_not_an_empty_probe(tmp_path):
 
 def test_route_with_a_reused_probe_refuses_probe_options_and_records_the_probes_own(tmp_path, trajectory_file):
     probe_dir = tmp_path / "probe"
-    assert runner.invoke(app, ["probe", "--data", str(trajectory_file), "--out", str(probe_dir), "--model", "tiny:1",
-                               "--max-length", "256"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["probe", "--data", str(trajectory_file), "--out", str(probe_dir), "--model", "tiny:1", "--max-length", "256"]
+        ).exit_code
+        == 0
+    )
     out = tmp_path / "route"
-    result = runner.invoke(app, ["route", "--data", str(trajectory_file), "--probe", str(probe_dir), "--out", str(out),
-                                 "--model", "tiny:2", "--max-length", "512"])
+    result = runner.invoke(
+        app,
+        ["route", "--data", str(trajectory_file), "--probe", str(probe_dir), "--out", str(out), "--model", "tiny:2", "--max-length", "512"],
+    )
     _one_line_error(result, "--model, --max-length describe how to probe")
     assert not out.exists()
     result = runner.invoke(app, ["route", "--data", str(trajectory_file), "--probe", str(probe_dir), "--out", str(out)])
@@ -166,8 +175,9 @@ def test_truncation_is_counted_per_trajectory_and_warned_about(tmp_path, traject
     _, tokenizer = tiny
     shortest = min(encode(t, tokenizer, None).n_tokens for t in trajectories)
     out = tmp_path / "probe"
-    result = runner.invoke(app, ["probe", "--data", str(trajectory_file), "--out", str(out), "--model", "tiny",
-                                 "--max-length", str(shortest - 1)])
+    result = runner.invoke(
+        app, ["probe", "--data", str(trajectory_file), "--out", str(out), "--model", "tiny", "--max-length", str(shortest - 1)]
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "probe.jsonl").read_text().splitlines()]
     assert all("n_dropped_turns" in r for r in records)
@@ -254,10 +264,12 @@ def test_a_users_mistake_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, mon
     broken = tmp_path / "run.yaml"
     broken.write_text("method: sft-all\nsft: {lr: 1.0e-4\n")
     _one_line_error(runner.invoke(app, ["run", str(broken), "--out", str(tmp_path / "run")]), str(broken), "not valid YAML")
-    _one_line_error(runner.invoke(app, ["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "run")]),
-                    "config file not found", "nope.yaml")
-    _one_line_error(runner.invoke(app, ["eval", "--model", "tiny", "--env", "bogus", "--out", str(tmp_path / "eval")]),
-                    "unknown environment 'bogus'")
+    _one_line_error(
+        runner.invoke(app, ["run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "run")]), "config file not found", "nope.yaml"
+    )
+    _one_line_error(
+        runner.invoke(app, ["eval", "--model", "tiny", "--env", "bogus", "--out", str(tmp_path / "eval")]), "unknown environment 'bogus'"
+    )
 
     def bug(cfg):
         raise ValueError("an internal invariant broke")

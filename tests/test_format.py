@@ -101,4 +101,4 @@ def test_real_chat_templates_encode_multi_turn_and_match_rollout_prompts(templat
         prompt = prompt_tokens(tokenizer, messages[:i])
         assert encoded.input_ids[: len(prompt)] == prompt
         assert encoded.labels[len(prompt) - 1] == IGNORE_INDEX and encoded.labels[len(prompt)] != IGNORE_INDEX
-        assert "<think>" not in tokenizer.decode([t for t in encoded.labels[len(prompt):] if t != IGNORE_INDEX][:8])
+        assert "<think>" not in tokenizer.decode([t for t in encoded.labels[len(prompt) :] if t != IGNORE_INDEX][:8])

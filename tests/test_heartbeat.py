@@ -57,7 +57,8 @@ def test_the_likely_cause_follows_the_memory_it_had_reached(tmp_path, monkeypatc
     monkeypatch.setattr(heartbeat, "machine_memory_gb", lambda: 24.0)
     monkeypatch.setattr(heartbeat, "cgroup_oom_kills", lambda: None)
     beat_file = tmp_path / ".rl.running.json"
-    beat_file.write_text(json.dumps({"pid": child.pid, "host": "elsewhere", "started": 0, "time": 600, "peak_rss_gb": peak,
-                                     "step": "step 2 of 8, rollout"}))
+    beat_file.write_text(
+        json.dumps({"pid": child.pid, "host": "elsewhere", "started": 0, "time": 600, "peak_rss_gb": peak, "step": "step 2 of 8, rollout"})
+    )
     message = previous_run_message(beat_file, "rl")
     assert "stopped at step 2 of 8, rollout, 10 min after" in message and cause in message

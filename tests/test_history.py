@@ -8,8 +8,10 @@ from prismrl.rollout import Episode, Turn
 from prismrl.rollout.history import HistoryPrompts, prompt_tokens, render, windowed
 from prismrl.train.rl import episode_samples
 
-TASK = [{"role": "system", "content": "You are a shopping agent."},
-        {"role": "user", "content": "Instruction: i want salaam tea. [SEP] Search"}]
+TASK = [
+    {"role": "system", "content": "You are a shopping agent."},
+    {"role": "user", "content": "Instruction: i want salaam tea. [SEP] Search"},
+]
 
 
 @pytest.fixture
@@ -51,8 +53,9 @@ def test_a_non_canonical_reply_is_continued_as_sampled(tokenizer, jumping):
     reply2 = _encode(tokenizer, "Action: click[b0001]") + [tokenizer.eos_token_id]
     messages, third = _step(history, messages, second, reply2, tokenizer, "Salaam tea [SEP] Buy Now")
     assert third[: len(second) + len(reply2)] == second + reply2
-    episode = Episode("t", messages, turns=[Turn(first, reply, "", "a", True), Turn(second, reply2, "", "b", True),
-                                            Turn(third, [7], "", "c", True)])
+    episode = Episode(
+        "t", messages, turns=[Turn(first, reply, "", "a", True), Turn(second, reply2, "", "b", True), Turn(third, [7], "", "c", True)]
+    )
     assert len(episode_samples(episode, [1.0, 1.0, 1.0])) == 1
 
 

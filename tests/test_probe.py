@@ -21,8 +21,18 @@ def reference_norms(model, groups, input_ids, labels):
 def test_llama_units_are_q_k_v_o_gate_up_down_per_layer(tiny):
     model, _ = tiny
     units = [u for g in find_units(model) for u in g.units]
-    assert [u.name for u in units[:7]] == [f"model.layers.0.{m}" for m in (
-        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
+    assert [u.name for u in units[:7]] == [
+        f"model.layers.0.{m}"
+        for m in (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        )
+    ]
     assert len(units) == 7 * model.config.num_hidden_layers
 
 
@@ -113,11 +123,21 @@ def test_non_finite_and_too_long_are_flagged_not_routed(tiny, tmp_path):
 def test_other_families_match_the_reference(family):
     from transformers import MistralConfig, MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    size = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, max_position_embeddings=128)
+    size = dict(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
-    model = {"qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**size)), "mistral": lambda: MistralForCausalLM(MistralConfig(**size)),
-             "phi3": lambda: Phi3ForCausalLM(Phi3Config(**size, pad_token_id=0))}[family]().eval()
+    model = {
+        "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**size)),
+        "mistral": lambda: MistralForCausalLM(MistralConfig(**size)),
+        "phi3": lambda: Phi3ForCausalLM(Phi3Config(**size, pad_token_id=0)),
+    }[family]().eval()
     groups = find_units(model)
     units = [u for g in groups for u in g.units]
     assert [u.kind for u in units] == ["q", "k", "v", "o", "gate", "up", "down"] * 2

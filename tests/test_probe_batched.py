@@ -80,7 +80,7 @@ def test_auto_picks_the_cheaper_identity_per_layer(tiny):
 
 def test_gpt2_fused_qkv_batched(gpt2):
     rows = [list(range(1, 1 + n)) for n in (19, 31, 12, 40)]
-    pairs = [(ids, [-100] * (len(ids) // 2) + ids[len(ids) // 2:]) for ids in rows]
+    pairs = [(ids, [-100] * (len(ids) // 2) + ids[len(ids) // 2 :]) for ids in rows]
     reference = batch1(gpt2, pairs)
     for method in ("einsum", "gram"):
         with BatchedProbe(gpt2, norm_method=method) as probe:
@@ -156,7 +156,9 @@ def test_batched_flags_unencodable_and_non_finite_per_trajectory(tiny, tmp_path)
     original = weight.data.clone()
     try:
         weight.data[0, 0] = float("inf")
-        summary = run_probe(model, tokenizer, trajectories[:3], tmp_path / "nan", "tiny:0", max_length=256, progress=False, batch_tokens=1000)
+        summary = run_probe(
+            model, tokenizer, trajectories[:3], tmp_path / "nan", "tiny:0", max_length=256, progress=False, batch_tokens=1000
+        )
     finally:
         weight.data.copy_(original)
     assert set(summary.flagged) == {"t000", "t001", "t002"}
@@ -166,8 +168,23 @@ def test_batched_flags_unencodable_and_non_finite_per_trajectory(tiny, tmp_path)
 def test_cli_flags_reach_the_probe(tmp_path):
     data = write_jsonl(tmp_path / "data.jsonl", [t.to_dict() for t in varied(6)])
     out = tmp_path / "probe"
-    result = CliRunner().invoke(app, ["probe", "--data", str(data), "--out", str(out), "--model", "tiny", "--max-length", "256",
-                                      "--batch-tokens", "600", "--gradient-checkpointing"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "probe",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--model",
+            "tiny",
+            "--max-length",
+            "256",
+            "--batch-tokens",
+            "600",
+            "--gradient-checkpointing",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(read_jsonl_prefix(out / "probe.jsonl")) == 6
     config = yaml.safe_load((out / "config.yaml").read_text())
@@ -189,9 +206,26 @@ def test_two_processes_give_the_single_process_file(tmp_path, batch_tokens):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "prismrl.cli", "probe", "--data", str(data), "--out", str(multi), *flags],
-        env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "prismrl.cli",
+            "probe",
+            "--data",
+            str(data),
+            "--out",
+            str(multi),
+            *flags,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "probed 10 (resumed 0) of 10" in run.stdout

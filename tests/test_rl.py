@@ -27,8 +27,11 @@ def undecided_policy(tmp_path_factory):
     for task in TASKS:
         observation, _ = env.reset(task)
         for door in ("left", "right"):
-            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": observation},
-                        {"role": "assistant", "content": f"Action: open {door}"}]
+            messages = [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": observation},
+                {"role": "assistant", "content": f"Action: open {door}"},
+            ]
             encoded.append(encode(Trajectory(id=f"{task}-{door}", task_id=task, messages=messages), tokenizer))
     width = max(len(e.input_ids) for e in encoded)
     ids = torch.tensor([e.input_ids + [tokenizer.pad_token_id] * (width - len(e.input_ids)) for e in encoded])
@@ -47,14 +50,38 @@ def undecided_policy(tmp_path_factory):
 
 
 def _config(model, out, **overrides):
-    options = dict(model=model, env="bandit", tasks=TASKS, out=str(out), steps=16, tasks_per_step=4, group_size=8,
-                   lr=2e-3, kl_coef=0.0, max_new_tokens=24, max_turns=1, save_steps=8, seed=1)
+    options = dict(
+        model=model,
+        env="bandit",
+        tasks=TASKS,
+        out=str(out),
+        steps=16,
+        tasks_per_step=4,
+        group_size=8,
+        lr=2e-3,
+        kl_coef=0.0,
+        max_new_tokens=24,
+        max_turns=1,
+        save_steps=8,
+        seed=1,
+    )
     return RLConfig(**{**options, **overrides})
 
 
 def _success(model_folder, tmp_path, name):
-    results = evaluate(EvalConfig(model=model_folder, env="bandit", split="test", episodes=32, temperature=1.0,
-                                  max_new_tokens=24, out=str(tmp_path / name), device="cpu"), progress=False)
+    results = evaluate(
+        EvalConfig(
+            model=model_folder,
+            env="bandit",
+            split="test",
+            episodes=32,
+            temperature=1.0,
+            max_new_tokens=24,
+            out=str(tmp_path / name),
+            device="cpu",
+        ),
+        progress=False,
+    )
     return results["success"]
 
 
@@ -74,8 +101,10 @@ def test_grpo_learns_the_known_best_action(undecided_policy, tmp_path):
 def test_the_rl_curve_splits_each_step_into_rollout_and_update():
     from prismrl.train.curve import rl_curve
 
-    metrics = [{"step": 1, "reward": 0.2, "success": 0.25, "seconds": 100.0, "rollout_seconds": 40.0},
-               {"step": 2, "reward": 0.5, "success": 0.5, "seconds": 90.0, "rollout_seconds": 30.0}]
+    metrics = [
+        {"step": 1, "reward": 0.2, "success": 0.25, "seconds": 100.0, "rollout_seconds": 40.0},
+        {"step": 2, "reward": 0.5, "success": 0.5, "seconds": 90.0, "rollout_seconds": 30.0},
+    ]
     curve = rl_curve(metrics)
     assert curve["reward"] == [0.2, 0.5] and curve["update_seconds"] == [60.0, 60.0] and curve["step"] == [1, 2]
 
@@ -87,8 +116,10 @@ def test_a_training_reward_of_10_x_won_stays_in_the_picture(monkeypatch, tmp_pat
 
     drawn = []
     monkeypatch.setattr(curve, "atomic_savefig", lambda fig, path: drawn.append(fig))
-    metrics = [{"step": 1, "reward": 2.5, "env_reward": 0.6, "success": 0.25, "seconds": 100.0, "rollout_seconds": 40.0},
-               {"step": 2, "reward": 6.25, "env_reward": 0.8, "success": 0.62, "seconds": 90.0, "rollout_seconds": 30.0}]
+    metrics = [
+        {"step": 1, "reward": 2.5, "env_reward": 0.6, "success": 0.25, "seconds": 100.0, "rollout_seconds": 40.0},
+        {"step": 2, "reward": 6.25, "env_reward": 0.8, "success": 0.62, "seconds": 90.0, "rollout_seconds": 30.0},
+    ]
     curve.plot_rl(metrics, tmp_path / "curve.png")
     learning, cost, trained = drawn[0].axes
     low, high = trained.get_ylim()
@@ -160,8 +191,17 @@ def test_only_the_last_checkpoints_are_kept(undecided_policy, tmp_path):
 
 
 def test_evaluation_is_deterministic_and_resumes(undecided_policy, tmp_path):
-    config = dict(model=undecided_policy, env="bandit", split="test", episodes=12, batch_episodes=4, temperature=1.0,
-                  max_new_tokens=24, device="cpu", seed=5)
+    config = dict(
+        model=undecided_policy,
+        env="bandit",
+        split="test",
+        episodes=12,
+        batch_episodes=4,
+        temperature=1.0,
+        max_new_tokens=24,
+        device="cpu",
+        seed=5,
+    )
     clean = evaluate(EvalConfig(**config, out=str(tmp_path / "clean")), progress=False)
     interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
@@ -170,4 +210,6 @@ def test_evaluation_is_deterministic_and_resumes(undecided_policy, tmp_path):
     (interrupted / "episodes.jsonl").write_text("\n".join(lines[:6]) + "\n")
     resumed = evaluate(EvalConfig(**config, out=str(interrupted)), progress=False)
     assert (interrupted / "episodes.jsonl").read_text().splitlines() == lines
-    assert {k: v for k, v in resumed.items() if k not in ("seconds", "config")} == {k: v for k, v in clean.items() if k not in ("seconds", "config")}
+    assert {k: v for k, v in resumed.items() if k not in ("seconds", "config")} == {
+        k: v for k, v in clean.items() if k not in ("seconds", "config")
+    }

@@ -3,8 +3,19 @@ import torch
 
 from prismrl.rollout import Episode, Turn
 from prismrl.rollout.history import windowed
-from prismrl.train.rl import (RLConfig, Sample, TaskSampler, build_samples, total_steps, episode_samples, gigpo_step_advantages, group_advantages,
-                              grpo_loss, response_logprobs, token_advantages)
+from prismrl.train.rl import (
+    RLConfig,
+    Sample,
+    TaskSampler,
+    build_samples,
+    total_steps,
+    episode_samples,
+    gigpo_step_advantages,
+    group_advantages,
+    grpo_loss,
+    response_logprobs,
+    token_advantages,
+)
 
 
 def _episode(task, reward, invalid=0, observations=("o1",)):
@@ -92,8 +103,10 @@ def test_loss_touches_response_tokens_only():
     from prismrl.models import tiny_model
 
     model = tiny_model(0, vocab_size=64)
-    samples = [Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [0.0] * 4 + [1.0] * 3),
-               Sample([5, 6, 11, 2], [False, False, True, True], [0.0, 0.0, -1.0, -1.0])]
+    samples = [
+        Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [0.0] * 4 + [1.0] * 3),
+        Sample([5, 6, 11, 2], [False, False, True, True], [0.0, 0.0, -1.0, -1.0]),
+    ]
     logprobs, mask, _ = response_logprobs(model, samples, temperature=1.0, pad_id=0)
     assert mask.sum().item() == 5
     assert mask[0].nonzero().flatten().tolist() == [3, 4, 5] and mask[1].nonzero().flatten().tolist() == [1, 2]
@@ -158,8 +171,18 @@ def _loss_and_grads(model, reference, samples, n_tokens):
     with torch.no_grad():
         ref = response_logprobs(reference, samples, temperature=0.8, pad_id=0)[0]
     advantages = token_advantages(samples, logprobs.shape[1] + 1, logprobs.device)
-    loss, _ = grpo_loss(logprobs, logprobs.detach(), ref, advantages, mask, clip_eps=0.2, kl_coef=0.05,
-                        n_tokens=n_tokens, entropy=entropy, entropy_coef=0.01)
+    loss, _ = grpo_loss(
+        logprobs,
+        logprobs.detach(),
+        ref,
+        advantages,
+        mask,
+        clip_eps=0.2,
+        kl_coef=0.05,
+        n_tokens=n_tokens,
+        entropy=entropy,
+        entropy_coef=0.01,
+    )
     loss.backward()
     return logprobs[mask].detach(), loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
@@ -172,9 +195,11 @@ def test_one_sequence_per_episode_gives_the_per_turn_update():
 
     model, reference = tiny_model(1, vocab_size=64), tiny_model(2, vocab_size=64)
     system, obs1, reply1, obs2, reply2, obs3, reply3 = [5, 6, 7], [8, 9], [10, 11, 2], [12, 13, 14], [15, 2], [16], [17, 18, 19, 2]
-    turns = [Turn(system + obs1, reply1, "o1", "a", True),
-             Turn(system + obs1 + reply1 + obs2, reply2, "o2", "b", True),
-             Turn(system + obs1 + reply1 + obs2 + reply2 + obs3, reply3, "o3", "c", False)]
+    turns = [
+        Turn(system + obs1, reply1, "o1", "a", True),
+        Turn(system + obs1 + reply1 + obs2, reply2, "o2", "b", True),
+        Turn(system + obs1 + reply1 + obs2 + reply2 + obs3, reply3, "o3", "c", False),
+    ]
     advantages = [0.7, -0.3, 1.1]
     [whole] = episode_samples(Episode("t", [], turns=turns), advantages)
     per_turn = [s for turn, a in zip(turns, advantages) for s in episode_samples(Episode("t", [], turns=[turn]), [a])]
@@ -195,8 +220,10 @@ def test_logprobs_on_generated_positions_equal_the_full_vocabulary_pass():
     from prismrl.models import tiny_model
 
     model = tiny_model(1, vocab_size=64)
-    samples = [Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [1.0] * 7),
-               Sample([5, 6, 11, 12, 13, 2], [False, False, True, False, True, True], [1.0] * 6)]
+    samples = [
+        Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [1.0] * 7),
+        Sample([5, 6, 11, 12, 13, 2], [False, False, True, False, True, True], [1.0] * 6),
+    ]
     logprobs, mask, entropy = response_logprobs(model, samples, temperature=0.7, pad_id=0)
     width = 7
     ids = torch.zeros((2, width), dtype=torch.long)
@@ -239,8 +266,9 @@ def test_training_reward_is_ten_times_success_by_default():
 
 def test_entropy_bonus_enters_the_loss():
     logprobs, mask = torch.tensor([[0.0]]), torch.tensor([[True]])
-    loss, _ = grpo_loss(logprobs, logprobs, None, torch.tensor([[0.0]]), mask, 0.2, 0.0, 1,
-                        entropy=torch.tensor([[2.0]]), entropy_coef=0.001)
+    loss, _ = grpo_loss(
+        logprobs, logprobs, None, torch.tensor([[0.0]]), mask, 0.2, 0.0, 1, entropy=torch.tensor([[2.0]]), entropy_coef=0.001
+    )
     assert loss.item() == pytest.approx(-0.002)
     assert RLConfig().entropy_coef == 0.001  # verl-agent's recipes
 

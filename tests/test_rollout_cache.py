@@ -118,8 +118,12 @@ def test_reuse_across_rows_of_different_lengths(tiny):
     replies = caches.sample(list(first), list(first.values()))
     assert replies == [sample_replies(model, tokenizer, [p], config)[0] for p in first.values()]
     # row 0 appends a long segment, row 1 a short one, row 2 diverges inside its prompt, row 3 is new
-    second = {0: first[0] + replies[0] + list(range(40, 52)), 1: first[1] + replies[1] + [60],
-              2: first[2][:3] + [70, 71], 3: [80, 81, 82, 83]}
+    second = {
+        0: first[0] + replies[0] + list(range(40, 52)),
+        1: first[1] + replies[1] + [60],
+        2: first[2][:3] + [70, 71],
+        3: [80, 81, 82, 83],
+    }
     assert all(len(r) == 5 for r in replies)  # no EOS: the last reply token was never fed
     caches.fed_tokens = caches.reused_tokens = 0
     again = caches.sample(list(second), list(second.values()))
@@ -171,8 +175,8 @@ def test_prompts_are_what_the_model_conditioned_on(tiny, kv_cache):
                 head = last.prompt_ids + last.response_ids
                 assert turn.prompt_ids[: len(head)] == head
                 rendered = render(tokenizer, episode.messages[: 2 + 2 * t])
-                assert rendered.endswith(tokenizer.decode(turn.prompt_ids[len(head):]))
-                assert turn.observation in tokenizer.decode(turn.prompt_ids[len(head):])
+                assert rendered.endswith(tokenizer.decode(turn.prompt_ids[len(head) :]))
+                assert turn.observation in tokenizer.decode(turn.prompt_ids[len(head) :])
             assert _greedy_under_teacher_forcing(model, turn.prompt_ids, turn.response_ids) == turn.response_ids
 
 
@@ -187,8 +191,17 @@ def test_sampling_with_a_cache_runs_and_is_seeded(tiny):
 def test_sliding_window_models_are_refused(tiny):
     from transformers import MistralConfig, MistralForCausalLM
 
-    model = MistralForCausalLM(MistralConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                             num_attention_heads=2, num_key_value_heads=1, sliding_window=8))
+    model = MistralForCausalLM(
+        MistralConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            sliding_window=8,
+        )
+    )
     with pytest.raises(ValueError, match="sliding window"):
         EpisodeCaches(model, tiny[1], _config(kv_cache=True))
 

@@ -6,8 +6,10 @@ from prismrl.route import ROUTERS, route, split_by_score
 
 def _records(n, seed=0):
     rng = np.random.default_rng(seed)
-    return [{"id": f"id{i:03d}", "norms": rng.lognormal(size=14).tolist(), "loss": float(rng.random()), "n_tokens": int(rng.integers(10, 99))}
-            for i in range(n)]
+    return [
+        {"id": f"id{i:03d}", "norms": rng.lognormal(size=14).tolist(), "loss": float(rng.random()), "n_tokens": int(rng.integers(10, 99))}
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("n", [1, 2, 9, 10, 31])

@@ -21,8 +21,16 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", str(TINY), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    for path in ("data/expert.jsonl", "route/split.json", "route/report.md", "sft/final/config.json",
-                 "rl/final/config.json", "rl/rl_metrics.jsonl", "eval/test/results.json", "eval/test/episodes.jsonl"):
+    for path in (
+        "data/expert.jsonl",
+        "route/split.json",
+        "route/report.md",
+        "sft/final/config.json",
+        "rl/final/config.json",
+        "rl/rl_metrics.jsonl",
+        "eval/test/results.json",
+        "eval/test/episodes.jsonl",
+    ):
         assert (out / path).exists(), path
     split = json.loads((out / "route" / "split.json").read_text())
     assert len(split["ids_sft"]) == len(split["ids_rl"]) == 4
@@ -43,8 +51,9 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     assert changed.exit_code == 2 and "another config" in changed.output
 
 
-@pytest.mark.parametrize("method,phases", [("base", ["eval"]), ("random", ["sft", "rl", "eval"]),
-                                           ("pass-rate", ["pass-rate", "sft", "rl", "eval"])])
+@pytest.mark.parametrize(
+    "method,phases", [("base", ["eval"]), ("random", ["sft", "rl", "eval"]), ("pass-rate", ["pass-rate", "sft", "rl", "eval"])]
+)
 def test_baselines_run_only_their_phases(tmp_path, method, phases):
     config = load_run_config(TINY, [f"method={method}", "rl.steps=1"])
     run(config, tmp_path)
@@ -60,18 +69,21 @@ def test_config_errors_are_clear(tmp_path):
         load_run_config(TINY, ["modle=tiny"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("probe.max_lenght=4096", "in probe: max_lenght"),
-    ("route.rl_shar=0.3", "in route: rl_shar"),
-    ("generate.nn=5", "in generate: nn"),
-    ("sft.learning_rate=1e-4", "in sft: learning_rate"),
-    ("rl.group=4", "in rl: group"),
-    ("eval.episode=3", "in eval: episode"),
-    ("pass_rate.kk=2", "in pass_rate: kk"),
-    ("probe.max_length=abc", "probe.max_length: expected an integer"),
-    ("rl.lr=fast", "rl.lr: expected a number"),
-    ("route=0.5", "route: expected a section"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("probe.max_lenght=4096", "in probe: max_lenght"),
+        ("route.rl_shar=0.3", "in route: rl_shar"),
+        ("generate.nn=5", "in generate: nn"),
+        ("sft.learning_rate=1e-4", "in sft: learning_rate"),
+        ("rl.group=4", "in rl: group"),
+        ("eval.episode=3", "in eval: episode"),
+        ("pass_rate.kk=2", "in pass_rate: kk"),
+        ("probe.max_length=abc", "probe.max_length: expected an integer"),
+        ("rl.lr=fast", "rl.lr: expected a number"),
+        ("route=0.5", "route: expected a section"),
+    ],
+)
 def test_a_misspelt_or_mistyped_section_option_is_refused_at_load(override, message):
     with pytest.raises(ValueError, match=message):
         load_run_config(TINY, [override])
@@ -146,7 +158,9 @@ def test_shipped_configs_are_valid(path):
     build(SFTTrainConfig, {"data": "x", **config.sft}, "sft")
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_shipped_configs_give_the_rl_budget_in_epochs(path):
     """The RL budget scales with the routed RL task set (issue 12): epochs, not a fixed step count."""
     from prismrl.train.rl import RLConfig, total_steps
@@ -186,8 +200,17 @@ def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch
 
     monkeypatch.setattr(rollouts, "rollout", fake_rollout)
     monkeypatch.setattr(pool, "EnvPool", lambda *args: contextlib.nullcontext())
-    config = load_run_config(TINY, ["model=tiny", "agent.max_new_tokens=17", "agent.history_window=3", "agent.max_prompt_tokens=333",
-                                    "rl.temperature=0.7", "pass_rate.k=1"])
+    config = load_run_config(
+        TINY,
+        [
+            "model=tiny",
+            "agent.max_new_tokens=17",
+            "agent.history_window=3",
+            "agent.max_prompt_tokens=333",
+            "rl.temperature=0.7",
+            "pass_rate.k=1",
+        ],
+    )
     config.pass_rate.pop("temperature", None)
     rates = run_module._pass_rates(config, trajectory_file, tmp_path)
     assert rates and set(rates.values()) == {0.0}
@@ -202,8 +225,9 @@ def test_rl_and_evaluation_share_one_agent_context(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(rl_module, "train_rl", lambda cfg: seen.setdefault("rl", cfg))
-    monkeypatch.setattr(evaluate_module, "evaluate",
-                        lambda cfg, progress=True: seen.setdefault("eval", cfg) and {"prompt_tokens": 0, "generated_tokens": 0})
+    monkeypatch.setattr(
+        evaluate_module, "evaluate", lambda cfg, progress=True: seen.setdefault("eval", cfg) and {"prompt_tokens": 0, "generated_tokens": 0}
+    )
     config = load_run_config(TINY, ["model=tiny", "agent.history_window=2", "agent.max_prompt_tokens=777", "agent.kv_cache=true"])
     run_module._rl(config, run_module.METHODS["rl-all"], "tiny", ["0"], tmp_path)
     run_module._evaluate(config, "tiny", tmp_path)

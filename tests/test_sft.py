@@ -13,8 +13,16 @@ from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.data.schema import Trajectory
 from prismrl.models import load_model
 from prismrl.probe.probe import sft_loss
-from prismrl.train.sft import (SFTTrainConfig, build_trainer, encode_all, heldout_loss, score_labelled_positions_only,
-                               to_dataset, train_sft, uses_checkpointing)
+from prismrl.train.sft import (
+    SFTTrainConfig,
+    build_trainer,
+    encode_all,
+    heldout_loss,
+    score_labelled_positions_only,
+    to_dataset,
+    train_sft,
+    uses_checkpointing,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +140,23 @@ def test_sft_learns_the_template(files, tmp_path, capsys):
         def on_step_end(self, args, state, control, **kwargs):
             beats.append(json.loads((out / ".sft.running.json").read_text()))
 
-    summary = train_sft(SFTTrainConfig(
-        model="tiny", device="cpu", data=str(train), eval_data=str(held), out=str(out), max_length=512,
-        epochs=6, lr=1e-2, batch_size=4, save_steps=1000, logging_steps=4, seed=0,
-    ), callbacks=[ReadHeartbeat()])
+    summary = train_sft(
+        SFTTrainConfig(
+            model="tiny",
+            device="cpu",
+            data=str(train),
+            eval_data=str(held),
+            out=str(out),
+            max_length=512,
+            epochs=6,
+            lr=1e-2,
+            batch_size=4,
+            save_steps=1000,
+            logging_steps=4,
+            seed=0,
+        ),
+        callbacks=[ReadHeartbeat()],
+    )
     # While it trains, a heartbeat says which step it is at (a SIGKILL leaves it for the next run to report).
     assert beats[-1]["step"] == "step 24 of 24" and beats[-1]["pid"] == os.getpid() and beats[-1]["peak_rss_gb"] > 0
     assert not (out / ".sft.running.json").exists()
@@ -164,18 +185,34 @@ def test_lora_trains_and_saves_a_merged_model(files, tmp_path):
 
     train, held = files
     out = tmp_path / "out"
-    summary = train_sft(SFTTrainConfig(
-        model="tiny", device="cpu", data=str(train), eval_data=str(held), out=str(out), max_length=512,
-        max_steps=6, lr=2e-2, batch_size=4, save_steps=3, logging_steps=2,
-        lora=True, lora_r=4, lora_alpha=8, lora_dropout=0.0,
-    ))
+    summary = train_sft(
+        SFTTrainConfig(
+            model="tiny",
+            device="cpu",
+            data=str(train),
+            eval_data=str(held),
+            out=str(out),
+            max_length=512,
+            max_steps=6,
+            lr=2e-2,
+            batch_size=4,
+            save_steps=3,
+            logging_steps=2,
+            lora=True,
+            lora_r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+        )
+    )
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
     assert (out / "adapter" / "adapter_config.json").exists() and (out / "checkpoint-6").is_dir()
     merged = _state(out / "final")
     assert not any("lora" in k for k in merged)
     base, tokenizer, _ = load_model("tiny:0", device="cpu")
     changed = [k for k, v in base.state_dict().items() if not torch.equal(v, merged[k])]
-    assert changed and all(any(t in k for t in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")) for k in changed)
+    assert changed and all(
+        any(t in k for t in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")) for k in changed
+    )
     # Base + adapter gives the same outputs as the merged model.
     final = AutoModelForCausalLM.from_pretrained(out / "final", dtype=torch.float32)
     with_adapter = PeftModel.from_pretrained(base, out / "adapter")
@@ -199,7 +236,9 @@ class CrashAt(TrainerCallback):
 
 def test_resume_matches_an_uninterrupted_run(files, tmp_path):
     train, _ = files
-    common = dict(model="tiny", device="cpu", data=str(train), max_length=512, epochs=2, lr=1e-2, batch_size=4, save_steps=2, logging_steps=1, seed=3)
+    common = dict(
+        model="tiny", device="cpu", data=str(train), max_length=512, epochs=2, lr=1e-2, batch_size=4, save_steps=2, logging_steps=1, seed=3
+    )
     whole = train_sft(SFTTrainConfig(out=str(tmp_path / "whole"), **common))
 
     broken = tmp_path / "broken"
@@ -224,8 +263,12 @@ def test_resume_matches_an_uninterrupted_run(files, tmp_path):
 
 def test_untrainable_trajectory_is_skipped_and_listed(tmp_path):
     long_task = {"role": "user", "content": "Your task is to: " + " ".join(["open the drawer"] * 200)}
-    too_long = Trajectory(id="too-long", task_id="x", env="toy", messages=[
-        {"role": "system", "content": "You are an agent."}, long_task, {"role": "assistant", "content": "Action: look"}])
+    too_long = Trajectory(
+        id="too-long",
+        task_id="x",
+        env="toy",
+        messages=[{"role": "system", "content": "You are an agent."}, long_task, {"role": "assistant", "content": "Action: look"}],
+    )
     many = make_trajectory(50, turns=12)
     trajectories = [make_trajectory(i) for i in range(3)] + [too_long, many]
     data = tmp_path / "data.jsonl"
@@ -234,8 +277,11 @@ def test_untrainable_trajectory_is_skipped_and_listed(tmp_path):
     max_length = 300
     _, tokenizer, _ = load_model("tiny:0", device="cpu")
     assert encode(many, tokenizer).n_tokens > max_length  # must lose old turns, but fits then
-    summary = train_sft(SFTTrainConfig(model="tiny", device="cpu", data=str(data), out=str(out), max_length=max_length,
-                                       max_steps=1, batch_size=2, save_steps=10))
+    summary = train_sft(
+        SFTTrainConfig(
+            model="tiny", device="cpu", data=str(data), out=str(out), max_length=max_length, max_steps=1, batch_size=2, save_steps=10
+        )
+    )
     assert summary["n_examples"] == 4 and summary["n_skipped"] == 1 and summary["n_truncated"] == 1
     assert summary["skipped"][0]["id"] == "too-long" and "max-length" in summary["skipped"][0]["reason"]
     assert json.loads((out / "sft_summary.json").read_text())["skipped"][0]["id"] == "too-long"
@@ -250,18 +296,63 @@ def test_two_process_ddp_matches_one_process_with_the_global_batch(files, tmp_pa
     import sys
 
     train, _ = files
-    flags = ["--model", "tiny", "--set", "max_length=512", "--set", "max_steps=3", "--set", "lr=1e-2",
-             "--set", "logging_steps=1", "--set", "save_steps=100", "--set", "device=cpu"]
-    single = train_sft(SFTTrainConfig(model="tiny", device="cpu", data=str(train), out=str(tmp_path / "single"), max_length=512,
-                                      max_steps=3, lr=1e-2, batch_size=4, logging_steps=1, save_steps=100))
+    flags = [
+        "--model",
+        "tiny",
+        "--set",
+        "max_length=512",
+        "--set",
+        "max_steps=3",
+        "--set",
+        "lr=1e-2",
+        "--set",
+        "logging_steps=1",
+        "--set",
+        "save_steps=100",
+        "--set",
+        "device=cpu",
+    ]
+    single = train_sft(
+        SFTTrainConfig(
+            model="tiny",
+            device="cpu",
+            data=str(train),
+            out=str(tmp_path / "single"),
+            max_length=512,
+            max_steps=3,
+            lr=1e-2,
+            batch_size=4,
+            logging_steps=1,
+            save_steps=100,
+        )
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     multi = tmp_path / "multi"
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "prismrl.cli", "sft",
-         "--data", str(train), "--out", str(multi), "--set", "batch_size=2", *flags],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "prismrl.cli",
+            "sft",
+            "--data",
+            str(train),
+            "--out",
+            str(multi),
+            "--set",
+            "batch_size=2",
+            *flags,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("SFT done: 3 steps") == 1  # reported once, by rank 0

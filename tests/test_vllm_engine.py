@@ -38,10 +38,12 @@ class _LLM:
     def __init__(self, **kwargs):
         self.kwargs, self.requests, self.rpcs, self.resets = kwargs, [], [], 0
         self.processed = []
-        head = types.SimpleNamespace(weight="first output embedding", quant_method=types.SimpleNamespace(
-            process_weights_after_loading=self.processed.append))
-        self.model = types.SimpleNamespace(lm_head=head, model=types.SimpleNamespace(
-            embed_tokens=types.SimpleNamespace(weight="reloaded input embedding")))
+        head = types.SimpleNamespace(
+            weight="first output embedding", quant_method=types.SimpleNamespace(process_weights_after_loading=self.processed.append)
+        )
+        self.model = types.SimpleNamespace(
+            lm_head=head, model=types.SimpleNamespace(embed_tokens=types.SimpleNamespace(weight="reloaded input embedding"))
+        )
 
     def collective_rpc(self, method, kwargs=None):
         self.rpcs.append((method, kwargs))
@@ -127,8 +129,7 @@ def test_rollout_generates_through_the_engine(fake_vllm, monkeypatch):
     monkeypatch.setattr(_LLM, "reply", reply)
     engine = VLLMEngine("org/model")
     with EnvPool("bandit", {}, 0) as pool:
-        episodes = rollout(None, tokenizer, pool, "bandit", ["bandit-0", "bandit-1"], SamplingConfig(max_turns=3),
-                           seed=0, engine=engine)
+        episodes = rollout(None, tokenizer, pool, "bandit", ["bandit-0", "bandit-1"], SamplingConfig(max_turns=3), seed=0, engine=engine)
     assert [e.won for e in episodes] == [True, True]
     assert episodes[0].turns[0].response_ids == reply and episodes[0].turns[0].action == "open left"
 
@@ -140,18 +141,24 @@ def test_real_vllm_samples_like_transformers_before_and_after_weight_pushes():
 
     model, tokenizer, _ = load_model(BUILTIN_DEFAULT, device="cpu")
     engine = VLLMEngine(model_folder(BUILTIN_DEFAULT), dtype="float32", max_model_len=1024)
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                             tokenize=True, return_dict=True)["input_ids"]
-               for question in ("What is the capital of France?", "Name three colours.")]
+    prompts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+        for question in ("What is the capital of France?", "Name three colours.")
+    ]
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=16)
     assert engine.generate(tokenizer, prompts, greedy) == sample_replies(model, tokenizer, prompts, greedy)
 
-    text = tokenizer("You are in the middle of a room. Looking quickly around you, you see a cabinet 1, "
-                     "a countertop 1 and a fridge 1.", add_special_tokens=False)["input_ids"]
+    text = tokenizer(
+        "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, a countertop 1 and a fridge 1.",
+        add_special_tokens=False,
+    )["input_ids"]
 
     def logprob_gap() -> float:
-        [output] = engine.llm.generate([{"prompt_token_ids": text}], engine._vllm.SamplingParams(
-            max_tokens=1, prompt_logprobs=0, detokenize=False), use_tqdm=False)
+        [output] = engine.llm.generate(
+            [{"prompt_token_ids": text}], engine._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False), use_tqdm=False
+        )
         served = torch.tensor([output.prompt_logprobs[i][text[i]].logprob for i in range(1, len(text))])
         with torch.no_grad():
             logprobs = model(torch.tensor([text])).logits[0, :-1].log_softmax(-1)

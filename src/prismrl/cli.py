@@ -30,14 +30,28 @@ USER_ERRORS = (PrismError,)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it")
 ModelOpt = typer.Option(None, help="HF id, local folder, builtin:smollm2-135m (default) or tiny[:seed]")
-MaxLenOpt = typer.Option(None, "--max-length", help=f"uniform context length in tokens; longer trajectories lose their oldest turns (default {RouteConfig.max_length})")
+MaxLenOpt = typer.Option(
+    None,
+    "--max-length",
+    help=f"uniform context length in tokens; longer trajectories lose their oldest turns (default {RouteConfig.max_length})",
+)
 SkipOpt = typer.Option(None, "--skip-invalid/--strict", help="skip invalid records (listed in the report) instead of failing")
-BatchTokensOpt = typer.Option(None, "--batch-tokens", help="batched exact probe: padded tokens per batch, length-bucketed (default: one trajectory per backward)")
+BatchTokensOpt = typer.Option(
+    None, "--batch-tokens", help="batched exact probe: padded tokens per batch, length-bucketed (default: one trajectory per backward)"
+)
 ThreadsOpt = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: this process's share of the cores)")
-CheckpointOpt = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="probe: recompute layers in the backward to fit long contexts (default off)")
-DtypeOpt = typer.Option(None, metavar="DTYPE", help="weights: float32 (default; CPU), bfloat16, float16 or auto (bfloat16 on a GPU that has it)")
+CheckpointOpt = typer.Option(
+    None,
+    "--gradient-checkpointing/--no-gradient-checkpointing",
+    help="probe: recompute layers in the backward to fit long contexts (default off)",
+)
+DtypeOpt = typer.Option(
+    None, metavar="DTYPE", help="weights: float32 (default; CPU), bfloat16, float16 or auto (bfloat16 on a GPU that has it)"
+)
 DeviceOpt = typer.Option(None, metavar="DEVICE", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
-RemoteCodeOpt = typer.Option(None, "--trust-remote-code", help="run the model repository's own Python code (some Hugging Face models need it)")
+RemoteCodeOpt = typer.Option(
+    None, "--trust-remote-code", help="run the model repository's own Python code (some Hugging Face models need it)"
+)
 
 
 def _fail(error: Exception) -> None:
@@ -51,8 +65,10 @@ def _print_split(result) -> None:
         stdout.print(f"probe reused from {result.probe_dir}")
     else:
         probe = result.probe
-        stdout.print(f"probed {probe.n_probed} of {probe.n_total}, resumed {probe.n_resumed} of {probe.n_total} "
-                     f"from {result.out_dir}/probe.jsonl" + (" (nothing left to probe)" if probe.n_resumed == probe.n_total else ""))
+        stdout.print(
+            f"probed {probe.n_probed} of {probe.n_total}, resumed {probe.n_resumed} of {probe.n_total} "
+            f"from {result.out_dir}/probe.jsonl" + (" (nothing left to probe)" if probe.n_resumed == probe.n_total else "")
+        )
     table = Table(title=f"PRISM split ({split.router}, {split.metric or 'random'}, RL share {split.rl_share:.0%})")
     for column in ("half", "trajectories", "first ids"):
         table.add_column(column)
@@ -88,9 +104,20 @@ def probe(
     from prismrl.launch import launched_rank
 
     try:
-        cfg = resolve(RouteConfig, config, data=data, out=out, model=model, max_length=max_length, dtype=dtype,
-                      device=device, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code,
-                      batch_tokens=batch_tokens, gradient_checkpointing=gradient_checkpointing)
+        cfg = resolve(
+            RouteConfig,
+            config,
+            data=data,
+            out=out,
+            model=model,
+            max_length=max_length,
+            dtype=dtype,
+            device=device,
+            skip_invalid=skip_invalid,
+            trust_remote_code=trust_remote_code,
+            batch_tokens=batch_tokens,
+            gradient_checkpointing=gradient_checkpointing,
+        )
         summary, skipped = pipeline.probe(cfg)
     except USER_ERRORS as error:
         _fail(error)
@@ -107,9 +134,11 @@ def probe(
 
 def _warn_if_mostly_truncated(n_truncated: int, n_total: int, max_length: int | None) -> None:
     if n_total and 2 * n_truncated > n_total:
-        console.print(f"[yellow]warning:[/] {n_truncated} of {n_total} trajectories are longer than --max-length {max_length} "
-                      "and lost their oldest turns (probe.jsonl: n_dropped_turns): the probe measures their later turns only; "
-                      "raise --max-length to probe them whole")
+        console.print(
+            f"[yellow]warning:[/] {n_truncated} of {n_total} trajectories are longer than --max-length {max_length} "
+            "and lost their oldest turns (probe.jsonl: n_dropped_turns): the probe measures their later turns only; "
+            "raise --max-length to probe them whole"
+        )
 
 
 @app.command()
@@ -163,16 +192,39 @@ def route_cmd(
     from prismrl.pipeline import probe_and_route
 
     try:
-        probing = {"--model": model, "--max-length": max_length, "--dtype": dtype, "--device": device,
-                   "--batch-tokens": batch_tokens, "--gradient-checkpointing": gradient_checkpointing}
+        probing = {
+            "--model": model,
+            "--max-length": max_length,
+            "--dtype": dtype,
+            "--device": device,
+            "--batch-tokens": batch_tokens,
+            "--gradient-checkpointing": gradient_checkpointing,
+        }
         given = [flag for flag, value in probing.items() if value is not None]
         if probe_dir and given:
-            raise ConfigError(f"{', '.join(given)} describe how to probe; with --probe {probe_dir} the probe is reused "
-                             "as it was made (its probe_meta.json): drop them, or probe again without --probe")
-        cfg = resolve(RouteConfig, config, data=data, out=out, model=model, probe=probe_dir, router=router, metric=metric,
-                      rl_share=rl_share, normalize=normalize, seed=seed, max_length=max_length, dtype=dtype,
-                      device=device, skip_invalid=skip_invalid, batch_tokens=batch_tokens,
-                      gradient_checkpointing=gradient_checkpointing)
+            raise ConfigError(
+                f"{', '.join(given)} describe how to probe; with --probe {probe_dir} the probe is reused "
+                "as it was made (its probe_meta.json): drop them, or probe again without --probe"
+            )
+        cfg = resolve(
+            RouteConfig,
+            config,
+            data=data,
+            out=out,
+            model=model,
+            probe=probe_dir,
+            router=router,
+            metric=metric,
+            rl_share=rl_share,
+            normalize=normalize,
+            seed=seed,
+            max_length=max_length,
+            dtype=dtype,
+            device=device,
+            skip_invalid=skip_invalid,
+            batch_tokens=batch_tokens,
+            gradient_checkpointing=gradient_checkpointing,
+        )
         result = probe_and_route(cfg)
     except USER_ERRORS as error:
         _fail(error)
@@ -333,8 +385,10 @@ def sft(
         _fail(error)
     if summary.get("rank", 0) != 0:
         return  # one report per run, from the main process
-    stdout.print(f"SFT done: {summary['steps']} steps, train loss {summary['train_loss']}, "
-                    f"eval loss {summary['eval_loss_before']} → {summary['eval_loss_after']}; model in {summary['final_model']}")
+    stdout.print(
+        f"SFT done: {summary['steps']} steps, train loss {summary['train_loss']}, "
+        f"eval loss {summary['eval_loss_before']} → {summary['eval_loss_after']}; model in {summary['final_model']}"
+    )
 
 
 def _env_config(text: str | None) -> dict:
@@ -364,8 +418,16 @@ def rl(
     from prismrl.train.rl import RLConfig, train_rl
 
     try:
-        cfg = resolve(RLConfig, config, overrides, model=model, env=env, out=out, steps=steps,
-                      env_config=_env_config(env_config) if env_config else None)
+        cfg = resolve(
+            RLConfig,
+            config,
+            overrides,
+            model=model,
+            env=env,
+            out=out,
+            steps=steps,
+            env_config=_env_config(env_config) if env_config else None,
+        )
         if tasks:
             cfg.tasks = _tasks(tasks, cfg.env, cfg.env_config)
         if not cfg.tasks:
@@ -373,8 +435,10 @@ def rl(
         summary = train_rl(cfg)
     except USER_ERRORS as error:
         _fail(error)
-    stdout.print(f"RL done at step {summary.get('step')}: reward {summary.get('reward')}, success {summary.get('success')}; "
-                    f"model in {summary['final']}")
+    stdout.print(
+        f"RL done at step {summary.get('step')}: reward {summary.get('reward')}, success {summary.get('success')}; "
+        f"model in {summary['final']}"
+    )
 
 
 @app.command("eval")
@@ -396,8 +460,19 @@ def eval_cmd(
     from prismrl.evaluate import EvalConfig, evaluate
 
     try:
-        cfg = resolve(EvalConfig, config, overrides, model=model, env=env, split=split, episodes=episodes,
-                      temperature=temperature, seed=seed, out=out, env_config=_env_config(env_config) if env_config else None)
+        cfg = resolve(
+            EvalConfig,
+            config,
+            overrides,
+            model=model,
+            env=env,
+            split=split,
+            episodes=episodes,
+            temperature=temperature,
+            seed=seed,
+            out=out,
+            env_config=_env_config(env_config) if env_config else None,
+        )
         results = evaluate(cfg)
     except USER_ERRORS as error:
         _fail(error)
@@ -410,8 +485,10 @@ def eval_cmd(
     table.add_row("all", str(results["episodes"]), f"{100 * results['success']:.1f}% (95% CI {100 * low:.1f}-{100 * high:.1f})")
     stdout.print(table)
     score_low, score_high = results["score_ci95"]
-    stdout.print(f"score {results['score']:.2f} (95% CI {score_low:.1f}-{score_high:.1f}); mean steps {results['mean_steps']:.1f}; invalid actions "
-                    f"{100 * results['invalid_action_rate']:.1f}%; errors {results['errors']}")
+    stdout.print(
+        f"score {results['score']:.2f} (95% CI {score_low:.1f}-{score_high:.1f}); mean steps {results['mean_steps']:.1f}; invalid actions "
+        f"{100 * results['invalid_action_rate']:.1f}%; errors {results['errors']}"
+    )
 
 
 @app.command("run")
@@ -431,9 +508,12 @@ def run_cmd(
         _fail(error)
     for split, result in summary["eval"].items():
         ci = result.get("success_ci95"), result.get("score_ci95")  # absent in results written before they were added
-        stdout.print(f"{summary['method']} {split}: success {100 * result['success']:.1f}%"
-                        + (f" (95% CI {100 * ci[0][0]:.1f}-{100 * ci[0][1]:.1f})" if ci[0] else "")
-                        + f", score {result['score']:.2f}" + (f" (95% CI {ci[1][0]:.1f}-{ci[1][1]:.1f})" if ci[1] else ""))
+        stdout.print(
+            f"{summary['method']} {split}: success {100 * result['success']:.1f}%"
+            + (f" (95% CI {100 * ci[0][0]:.1f}-{100 * ci[0][1]:.1f})" if ci[0] else "")
+            + f", score {result['score']:.2f}"
+            + (f" (95% CI {ci[1][0]:.1f}-{ci[1][1]:.1f})" if ci[1] else "")
+        )
     cost = summary["cost"]["total"]
     stdout.print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
 

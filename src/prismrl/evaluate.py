@@ -46,8 +46,6 @@ class EvalConfig:
     device: str | None = None
 
 
-
-
 def choose_tasks(all_tasks: list[str], episodes: int, seed: int) -> list[str]:
     """`episodes` tasks in a seeded order; cycles through the split when it is smaller."""
     order = list(all_tasks)
@@ -124,8 +122,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
         from prismrl.models import load_tokenizer, model_folder
         from prismrl.rollout.vllm import VLLMEngine
 
-        engine = VLLMEngine(model_folder(cfg.model), dtype=cfg.dtype,
-                            gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
+        engine = VLLMEngine(model_folder(cfg.model), dtype=cfg.dtype, gpu_memory_utilization=cfg.vllm_gpu_memory, seed=cfg.seed)
         tokenizer = tokenizer or load_tokenizer(cfg.model)
     elif cfg.backend != "transformers":
         raise ConfigError(f"EvalConfig.backend must be transformers or vllm, got {cfg.backend!r}")
@@ -138,10 +135,14 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
         tasks = choose_tasks(listing.tasks(cfg.split), cfg.episodes, cfg.seed)
     finally:
         listing.close()
-    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                              max_turns=cfg.max_turns or episode_step_cap(cfg.env),
-                              history_window=cfg.history_window, max_prompt_tokens=cfg.max_prompt_tokens,
-                              kv_cache=cfg.kv_cache)
+    sampling = SamplingConfig(
+        temperature=cfg.temperature,
+        max_new_tokens=cfg.max_new_tokens,
+        max_turns=cfg.max_turns or episode_step_cap(cfg.env),
+        history_window=cfg.history_window,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        kv_cache=cfg.kv_cache,
+    )
     # Batches are fixed by (tasks, batch size) and seeded by their start, so a rerun after a crash
     # redoes only unfinished batches and gives the same episodes as an uninterrupted run.
     starts = range(0, len(tasks), cfg.batch_episodes)
@@ -151,15 +152,17 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     episodes = _finished_batches(episodes_path, sizes)
     done = {r["batch"] for r in episodes}
     started = time.perf_counter()
-    with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(episodes_path) as sink, \
-            Progress(disable=not progress) as bar:
+    with (
+        EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool,
+        JsonlAppender(episodes_path) as sink,
+        Progress(disable=not progress) as bar,
+    ):
         job = bar.add_task(f"eval {cfg.env}/{cfg.split}", total=len(tasks), completed=len(episodes))
         for start in starts:
             if start in done:
                 continue
             batch = tasks[start : start + cfg.batch_episodes]
-            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed * 1_000_003 + start,
-                                   engine=engine):
+            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed * 1_000_003 + start, engine=engine):
                 record = {"batch": start, **episode.to_dict()}
                 sink.write(record)
                 episodes.append(record)

@@ -36,8 +36,10 @@ VERL_AGENT_GRPO = [
     "actor_rollout_ref.rollout.val_kwargs.temperature=0.4",
     "actor_rollout_ref.rollout.val_kwargs.do_sample=True",
 ]
-VERL_AGENT_ENV = {name: [f"env.env_name={env_name}", f"env.max_steps={EPISODE_STEP_CAPS[name]}"]
-                  for name, env_name in (("alfworld", "alfworld/AlfredTWEnv"), ("webshop", "Webshop"))}
+VERL_AGENT_ENV = {
+    name: [f"env.env_name={env_name}", f"env.max_steps={EPISODE_STEP_CAPS[name]}"]
+    for name, env_name in (("alfworld", "alfworld/AlfredTWEnv"), ("webshop", "Webshop"))
+}
 
 
 def _route_dir(run_dir: Path) -> Path:
@@ -70,15 +72,22 @@ def export_llamafactory(run_dir: str | Path, out: str | Path | None = None) -> P
     out = Path(out or Path(run_dir) / "export" / "llamafactory")
     trajectories, _ = load_trajectories(route_dir / "sft.jsonl")
     atomic_write_json(out / f"{DATASET_NAME}.json", [to_llamafactory_record(t) for t in trajectories])
-    atomic_write_json(out / "dataset_info.json", {DATASET_NAME: {
-        "file_name": f"{DATASET_NAME}.json",
-        "formatting": "sharegpt",
-        "columns": {"messages": "conversations", "system": "system"},
-        "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
-    }})
+    atomic_write_json(
+        out / "dataset_info.json",
+        {
+            DATASET_NAME: {
+                "file_name": f"{DATASET_NAME}.json",
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "system": "system"},
+                "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+            }
+        },
+    )
     if any(m.get("loss") is False for t in trajectories for m in t.messages):
-        atomic_write_text(out / "WARNING.txt", "Some assistant turns carry loss: false; LLaMA-Factory's sharegpt format cannot "
-                                               "mask single turns, so it will train on them.\n")
+        atomic_write_text(
+            out / "WARNING.txt",
+            "Some assistant turns carry loss: false; LLaMA-Factory's sharegpt format cannot mask single turns, so it will train on them.\n",
+        )
     return out
 
 
@@ -105,11 +114,14 @@ def export_verl_agent(run_dir: str | Path, out: str | Path | None = None, alfwor
             if not link.exists():
                 link.symlink_to(source, target_is_directory=True)
             manifest["game_dirs"].append(str(link))
-        manifest["note"] = (f"point ALFWorld's config at these games only: dataset.data_path: {games} "
-                            f"(and export ALFWORLD_DATA={out / 'alfworld'})")
+        manifest["note"] = (
+            f"point ALFWorld's config at these games only: dataset.data_path: {games} (and export ALFWORLD_DATA={out / 'alfworld'})"
+        )
     elif env == "webshop":
-        manifest["note"] = ("task ids are goal indexes of the seed-233 shuffle (the session ids of the original text env); "
-                            "restrict verl-agent's WebShop goal sampler to them")
+        manifest["note"] = (
+            "task ids are goal indexes of the seed-233 shuffle (the session ids of the original text env); "
+            "restrict verl-agent's WebShop goal sampler to them"
+        )
     atomic_write_json(out / "rl_tasks.json", manifest)
     atomic_write_text(out / "verl_agent_overrides.txt", "\n".join(overrides) + "\n")
     return out

@@ -93,12 +93,16 @@ def previous_run_message(path: Path, phase: str) -> str | None:
         f"reached {peak:.1f} GB" + (f" of this machine's {machine:.0f} GB" if machine else "")
     )
     if out_of_memory:
-        message += (f", so the kernel's OOM killer is the likely cause (`dmesg` or `journalctl -k` shows 'Killed "
-                    f"process {beat.get('pid')}'). Resuming from the last checkpoint; if it happens again lower the "
-                    f"batch size or max_length, or turn on gradient checkpointing.")
+        message += (
+            f", so the kernel's OOM killer is the likely cause (`dmesg` or `journalctl -k` shows 'Killed "
+            f"process {beat.get('pid')}'). Resuming from the last checkpoint; if it happens again lower the "
+            f"batch size or max_length, or turn on gradient checkpointing."
+        )
     else:
-        message += (", far from full, so more likely a kill from outside (a user, the end of a session or job) than "
-                    "the OOM killer. Resuming from the last checkpoint.")
+        message += (
+            ", far from full, so more likely a kill from outside (a user, the end of a session or job) than "
+            "the OOM killer. Resuming from the last checkpoint."
+        )
     if kills:
         message += f" This cgroup has counted {kills} OOM kill(s)."
     return message
@@ -127,9 +131,18 @@ class Heartbeat:
             return
         rss = resident_gb()
         self.peak = max(self.peak, rss, _gb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-        atomic_write_json(self.path, {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
-                                      "time": time.time(), "rss_gb": round(rss, 3), "peak_rss_gb": round(self.peak, 3),
-                                      **progress})
+        atomic_write_json(
+            self.path,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": self.started,
+                "time": time.time(),
+                "rss_gb": round(rss, 3),
+                "peak_rss_gb": round(self.peak, 3),
+                **progress,
+            },
+        )
 
     def __exit__(self, *exc) -> None:
         if self.enabled:

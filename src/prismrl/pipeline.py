@@ -1,6 +1,6 @@
 """Recipes that chain the phases. `probe_and_route` is the paper's Stages I–III in one go:
 
-    trajectories ──probe──► probe.jsonl ──score──► scores ──route──► sft.jsonl / rl.jsonl + report
+trajectories ──probe──► probe.jsonl ──score──► scores ──route──► sft.jsonl / rl.jsonl + report
 """
 
 from __future__ import annotations
@@ -85,9 +85,18 @@ def _probe(cfg: RouteConfig, trajectories, skipped: list[dict]) -> ProbeSummary:
     device = distributed.init_from_env(cfg.device)  # under torchrun / accelerate: join the group
     try:
         model, tokenizer, name = load_model(cfg.model, cfg.dtype, device, cfg.trust_remote_code)
-        return run_probe(model, tokenizer, trajectories, cfg.out, name, cfg.max_length, cfg.dtype,
-                         batch_tokens=cfg.batch_tokens, gradient_checkpointing=cfg.gradient_checkpointing,
-                         on_start=lambda: _save_inputs(cfg, skipped))
+        return run_probe(
+            model,
+            tokenizer,
+            trajectories,
+            cfg.out,
+            name,
+            cfg.max_length,
+            cfg.dtype,
+            batch_tokens=cfg.batch_tokens,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            on_start=lambda: _save_inputs(cfg, skipped),
+        )
     finally:
         distributed.finish()
 
@@ -113,8 +122,10 @@ def _check_complete(records: list[dict], trajectories, probe_dir) -> None:
     probed = {r["id"] for r in records}
     missing = [t.id for t in trajectories if t.id not in probed]
     if missing:
-        raise ProbeMismatch(f"{probe_dir}: the probe has no result for {len(missing)} of the {len(trajectories)} trajectories "
-                            f"(e.g. {missing[0]!r}); run `prism probe` with the same --data and --out to finish it")
+        raise ProbeMismatch(
+            f"{probe_dir}: the probe has no result for {len(missing)} of the {len(trajectories)} trajectories "
+            f"(e.g. {missing[0]!r}); run `prism probe` with the same --data and --out to finish it"
+        )
 
 
 def probe_and_route(cfg: RouteConfig) -> RouteResult:
@@ -122,8 +133,9 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     from prismrl.launch import launched_world_size
 
     if launched_world_size() > 1:
-        raise ConfigError("only `prism probe` runs across processes: probe with torchrun/accelerate, "
-                         "then `prism route --probe DIR` in one process")
+        raise ConfigError(
+            "only `prism probe` runs across processes: probe with torchrun/accelerate, then `prism route --probe DIR` in one process"
+        )
     check(cfg)
     out = Path(cfg.out)
     trajectories, skipped = _load_inputs(cfg)
@@ -150,5 +162,14 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     atomic_write_json(out / "split.json", {**split.to_dict(), "normalization": cfg.normalize, "excluded": {**flagged, **split.excluded}})
     n_truncated = sum(bool(r.get("truncated")) for r in records)
     write_route_report(out, split, valid, meta, cfg.normalize, flagged, skipped, n_truncated)
-    return RouteResult(split, len(flagged), len(skipped), n_truncated, out, len(records), meta["max_length"], summary,
-                       Path(cfg.probe) if cfg.probe else out)
+    return RouteResult(
+        split,
+        len(flagged),
+        len(skipped),
+        n_truncated,
+        out,
+        len(records),
+        meta["max_length"],
+        summary,
+        Path(cfg.probe) if cfg.probe else out,
+    )

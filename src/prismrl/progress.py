@@ -74,8 +74,16 @@ class PlainProgress:
         self.tasks.append(_Task(description, total, completed, visible, fields, initial=completed))
         return len(self.tasks) - 1
 
-    def reset(self, task_id: int, *, total: float | None = None, completed: float = 0, visible: bool | None = None,
-              description: str | None = None, **fields) -> None:
+    def reset(
+        self,
+        task_id: int,
+        *,
+        total: float | None = None,
+        completed: float = 0,
+        visible: bool | None = None,
+        description: str | None = None,
+        **fields,
+    ) -> None:
         """rich's reset: the task starts over (clock and count), e.g. the next step's update."""
         task = self.tasks[task_id]
         task.start, task.last_line, task.completed, task.initial = time.perf_counter(), float("-inf"), completed, completed
@@ -84,8 +92,17 @@ class PlainProgress:
         task.description = description or task.description
         task.fields.update(fields)
 
-    def update(self, task_id: int, *, advance: float | None = None, completed: float | None = None, total: float | None = None,
-               visible: bool | None = None, description: str | None = None, **fields) -> None:
+    def update(
+        self,
+        task_id: int,
+        *,
+        advance: float | None = None,
+        completed: float | None = None,
+        total: float | None = None,
+        visible: bool | None = None,
+        description: str | None = None,
+        **fields,
+    ) -> None:
         task = self.tasks[task_id]
         task.completed = completed if completed is not None else task.completed + (advance or 0)
         task.total = total if total is not None else task.total

@@ -36,8 +36,9 @@ class Split:
         return asdict(self)
 
 
-def split_by_score(scores: dict[str, float], rl_share: float = 0.5,
-                   tie_seed: int | None = None) -> tuple[list[str], list[str], float | None]:
+def split_by_score(
+    scores: dict[str, float], rl_share: float = 0.5, tie_seed: int | None = None
+) -> tuple[list[str], list[str], float | None]:
     """(ids_sft, ids_rl, threshold): the ⌊rl_share·n⌋ highest scores go to RL, ties ranked by id,
     or by a draw seeded with `tie_seed` (made in id order, so independent of the input order)."""
     if not 0.0 <= rl_share <= 1.0:
@@ -58,8 +59,9 @@ def split_by_score(scores: dict[str, float], rl_share: float = 0.5,
     return ids_sft, ids_rl, threshold
 
 
-def router_scores(router: str, records: list[dict], unit_numel=None, metric: str = "gini",
-                  normalization: str = "none", seed: int = 0) -> tuple[str | None, dict[str, float]]:
+def router_scores(
+    router: str, records: list[dict], unit_numel=None, metric: str = "gini", normalization: str = "none", seed: int = 0
+) -> tuple[str | None, dict[str, float]]:
     """(metric name, {id: score}) where a higher score means "send to RL"."""
     ids = [r["id"] for r in records]
     if router in ("prism", "inverse"):
@@ -85,8 +87,15 @@ def router_scores(router: str, records: list[dict], unit_numel=None, metric: str
     raise ConfigError(f"unknown router {router!r}; use one of {ROUTERS}")
 
 
-def route(records: list[dict], router: str = "prism", metric: str = "gini", rl_share: float = 0.5,
-          unit_numel=None, normalization: str = "none", seed: int = 0) -> Split:
+def route(
+    records: list[dict],
+    router: str = "prism",
+    metric: str = "gini",
+    rl_share: float = 0.5,
+    unit_numel=None,
+    normalization: str = "none",
+    seed: int = 0,
+) -> Split:
     """Split valid probe records (flagged ones must be removed by the caller)."""
     if not records:
         raise InputError("nothing to route: no valid probe records")

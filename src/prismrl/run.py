@@ -139,8 +139,10 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunCo
     for section in ("rl", "eval", "pass_rate"):
         repeated = [k for k in values.get(section, {}) if k in AGENT_CONTEXT]
         if repeated:
-            raise ConfigError(f"{', '.join(f'{section}.{k}' for k in repeated)}: the agent context is set once, in "
-                             f"`agent:` ({', '.join(AGENT_CONTEXT)}), and shared by RL, evaluation and pass-rate")
+            raise ConfigError(
+                f"{', '.join(f'{section}.{k}' for k in repeated)}: the agent context is set once, in "
+                f"`agent:` ({', '.join(AGENT_CONTEXT)}), and shared by RL, evaluation and pass-rate"
+            )
     values = {name: _checked_section(name, value) if name in SECTIONS else value for name, value in values.items()}
     cfg = build(RunConfig, values)
     if cfg.method not in METHODS:
@@ -148,9 +150,13 @@ def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunCo
     if cfg.sft.get("max_length", cfg.probe["max_length"]) != cfg.probe["max_length"]:
         # PRISM scores a trajectory by the gradient of the loss SFT would train on; cut elsewhere,
         # the probe measures other tokens than SFT then learns from
-        warnings.warn(f"sft.max_length {cfg.sft['max_length']} differs from probe.max_length {cfg.probe['max_length']}: "
-                      "the probe measures the SFT loss of other tokens than SFT trains on (leave sft.max_length unset "
-                      "to use the probe's)", ConfigWarning, stacklevel=2)
+        warnings.warn(
+            f"sft.max_length {cfg.sft['max_length']} differs from probe.max_length {cfg.probe['max_length']}: "
+            "the probe measures the SFT loss of other tokens than SFT trains on (leave sft.max_length unset "
+            "to use the probe's)",
+            ConfigWarning,
+            stacklevel=2,
+        )
     return cfg
 
 
@@ -228,8 +234,10 @@ def _pass_rates(cfg: RunConfig, expert: Path, out: Path) -> dict[str, float]:
     if "temperature" in cfg.pass_rate:
         sampling = replace(sampling, temperature=cfg.pass_rate["temperature"])
     wins: dict[str, list[bool]] = {t: [] for t in tasks}
-    with ledger.phase("pass-rate", out, sum(p.numel() for p in model.parameters())) as cost, \
-            EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool:
+    with (
+        ledger.phase("pass-rate", out, sum(p.numel() for p in model.parameters())) as cost,
+        EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool,
+    ):
         for start in range(0, len(tasks), 8):
             batch = [t for t in tasks[start : start + 8] for _ in range(k)]
             for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed + start):
@@ -281,16 +289,39 @@ def _route(cfg: RunConfig, plan: Plan, expert: Path, out: Path) -> Path:
         # Many tasks share a rate (0 or 1 at small k); a seeded draw, not id order, breaks those ties
         # so that one task type (ALFWorld ids group by type) does not fill a half.
         ids_sft, ids_rl, threshold = split_by_score(scores, rl_share, tie_seed=cfg.seed)
-        _write_halves(expert, route_dir, ids_sft, ids_rl, {"router": "pass-rate", "metric": "base pass rate", "threshold": threshold,
-                                                           "rl_share": rl_share, "ids_sft": ids_sft, "ids_rl": ids_rl, "scores": scores,
-                                                           "excluded": excluded})
+        _write_halves(
+            expert,
+            route_dir,
+            ids_sft,
+            ids_rl,
+            {
+                "router": "pass-rate",
+                "metric": "base pass rate",
+                "threshold": threshold,
+                "rl_share": rl_share,
+                "ids_sft": ids_sft,
+                "ids_rl": ids_rl,
+                "scores": scores,
+                "excluded": excluded,
+            },
+        )
     elif plan.router == "random":
         split = route([{"id": t.id} for t in kept], "random", rl_share=rl_share, seed=cfg.seed)
         _write_halves(expert, route_dir, split.ids_sft, split.ids_rl, {**split.to_dict(), "excluded": excluded})
     else:
-        route_cfg = RouteConfig(data=str(expert), out=str(route_dir), model=cfg.model, dtype=cfg.dtype, device=cfg.device,
-                                router=plan.router, metric=plan.metric, seed=cfg.seed, rl_share=rl_share,
-                                max_length=cfg.probe.get("max_length", DEFAULT_MAX_LENGTH), normalize=cfg.probe.get("normalize", "none"))
+        route_cfg = RouteConfig(
+            data=str(expert),
+            out=str(route_dir),
+            model=cfg.model,
+            dtype=cfg.dtype,
+            device=cfg.device,
+            router=plan.router,
+            metric=plan.metric,
+            seed=cfg.seed,
+            rl_share=rl_share,
+            max_length=cfg.probe.get("max_length", DEFAULT_MAX_LENGTH),
+            normalize=cfg.probe.get("normalize", "none"),
+        )
         with ledger.phase("probe", out, count_parameters(cfg.model)) as cost:
             probe_and_route(route_cfg)
             probed = [json.loads(line) for line in (route_dir / "probe.jsonl").read_text().splitlines()]
@@ -306,8 +337,20 @@ def _sft(cfg: RunConfig, data: Path, out: Path) -> str:
     if (sft_dir / "final" / "config.json").exists():
         return str(sft_dir / "final")
     options = {"max_length": cfg.probe.get("max_length", DEFAULT_MAX_LENGTH), **cfg.sft}
-    sft_cfg = build(SFTTrainConfig, {"model": cfg.model, "data": str(data), "out": str(sft_dir), "seed": cfg.seed,
-                                     "dtype": cfg.dtype, "device": cfg.device, "resume": True, **options}, "sft")
+    sft_cfg = build(
+        SFTTrainConfig,
+        {
+            "model": cfg.model,
+            "data": str(data),
+            "out": str(sft_dir),
+            "seed": cfg.seed,
+            "dtype": cfg.dtype,
+            "device": cfg.device,
+            "resume": True,
+            **options,
+        },
+        "sft",
+    )
     with ledger.phase("sft", out, count_parameters(cfg.model)) as cost:
         summary = train_sft(sft_cfg)
         cost.add(backward=int(summary["tokens"] * (summary.get("epochs") or 1)))
@@ -323,8 +366,22 @@ def _rl(cfg: RunConfig, plan: Plan, model: str, tasks: list[str], out: Path) -> 
     if (rl_dir / "final" / "config.json").exists():
         return str(rl_dir / "final")
     options = {"advantage": plan.advantage, **cfg.agent, **cfg.rl}
-    rl_cfg = build(RLConfig, {"model": model, "env": cfg.env, "env_config": cfg.env_config, "tasks": tasks, "out": str(rl_dir),
-                              "seed": cfg.seed, "dtype": cfg.dtype, "device": cfg.device, "n_workers": cfg.n_workers, **options}, "rl")
+    rl_cfg = build(
+        RLConfig,
+        {
+            "model": model,
+            "env": cfg.env,
+            "env_config": cfg.env_config,
+            "tasks": tasks,
+            "out": str(rl_dir),
+            "seed": cfg.seed,
+            "dtype": cfg.dtype,
+            "device": cfg.device,
+            "n_workers": cfg.n_workers,
+            **options,
+        },
+        "rl",
+    )
     with ledger.phase("rl", out, count_parameters(model)) as cost:
         train_rl(rl_cfg)
         for m in read_jsonl_prefix(rl_dir / "rl_metrics.jsonl"):
@@ -343,9 +400,22 @@ def _evaluate(cfg: RunConfig, model: str, out: Path) -> dict[str, dict]:
         if (target / "results.json").exists():
             results[split] = json.loads((target / "results.json").read_text())
             continue
-        eval_cfg = build(EvalConfig, {"model": model, "env": cfg.env, "env_config": cfg.env_config, "split": split,
-                                      "out": str(target), "seed": cfg.seed, "dtype": cfg.dtype, "device": cfg.device,
-                                      "n_workers": cfg.n_workers, **options}, "eval")
+        eval_cfg = build(
+            EvalConfig,
+            {
+                "model": model,
+                "env": cfg.env,
+                "env_config": cfg.env_config,
+                "split": split,
+                "out": str(target),
+                "seed": cfg.seed,
+                "dtype": cfg.dtype,
+                "device": cfg.device,
+                "n_workers": cfg.n_workers,
+                **options,
+            },
+            "eval",
+        )
         with ledger.phase("eval", out, count_parameters(model), note=split) as cost:
             results[split] = evaluate(eval_cfg, progress=True)
             cost.add(forward=results[split]["prompt_tokens"], generated=results[split]["generated_tokens"])
@@ -380,8 +450,13 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     if plan.rl:
         model = _rl(cfg, plan, model, _task_ids(rl_data), out)
     results = _evaluate(cfg, model, out)
-    summary = {"method": cfg.method, "final_model": model,
-               "eval": {split: {k: r[k] for k in ("success", "score", "mean_steps", "success_by_type", "episodes")} for split, r in results.items()},
-               "cost": ledger.total(out)}
+    summary = {
+        "method": cfg.method,
+        "final_model": model,
+        "eval": {
+            split: {k: r[k] for k in ("success", "score", "mean_steps", "success_by_type", "episodes")} for split, r in results.items()
+        },
+        "cost": ledger.total(out),
+    }
     atomic_write_json(out / "summary.json", summary)
     return summary

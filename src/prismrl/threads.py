@@ -45,5 +45,7 @@ def use_threads(threads: int | None = None) -> int:
         warnings.warn(
             f"the load average ({load:.1f}) exceeds the {cores} cores: another job is running, so this one "
             f"(and that one) will run slower, up to 10x for two torch processes; timings taken now are not comparable",
-            BusyMachineWarning, stacklevel=2)
+            BusyMachineWarning,
+            stacklevel=2,
+        )
     return n

@@ -16,9 +16,11 @@ from prismrl.envs.alfworld.prompt import SYSTEM_PROMPT, observation_message  # n
 # shared/ sits beside the repository checkout (…/main/tests/envs/this file → …/shared)
 FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alfworld"
 FIXTURE_TASK = "train/pick_heat_then_place_in_recep-Potato-None-SinkBasin-14/trial_T20190908_231731_054988"
-needs_fixture = pytest.mark.skipif(not (FIXTURE / "json_2.1.1").is_dir(),
-                                   reason=f"needs {FIXTURE}/json_2.1.1: one official ALFWorld game, kept in shared/ beside "
-                                          "the checkout (the official data cannot be downloaded here)")
+needs_fixture = pytest.mark.skipif(
+    not (FIXTURE / "json_2.1.1").is_dir(),
+    reason=f"needs {FIXTURE}/json_2.1.1: one official ALFWorld game, kept in shared/ beside "
+    "the checkout (the official data cannot be downloaded here)",
+)
 
 
 def play_expert(env: AlfWorldEnv, task_id: str, limit: int = 50) -> dict:
@@ -55,7 +57,7 @@ def test_official_fixture_loads_and_the_planner_wins(official):
     assert info["won"] is False and "go to microwave 1" in info["admissible"]
 
     run = play_expert(official, FIXTURE_TASK)
-    assert run["won"] and len(run["actions"]) == 6          # the spec's measured planner length
+    assert run["won"] and len(run["actions"]) == 6  # the spec's measured planner length
     assert run["rewards"] == [0.0] * 5 + [1.0]
     assert run["actions"][-1] == "move potato 2 to sinkbasin 1"  # alfworld 0.4 grammar: move, not put
     assert run["thoughts"][0].startswith("My task is to heat some potato")
@@ -78,7 +80,7 @@ def test_invalid_action_does_nothing_and_earns_nothing(official):
 
 @needs_fixture
 def test_the_step_cap_ends_the_episode_without_success():
-    env = AlfWorldEnv(data_dir=FIXTURE, max_steps=3, expert=None)   # no expert: no replanning
+    env = AlfWorldEnv(data_dir=FIXTURE, max_steps=3, expert=None)  # no expert: no replanning
     try:
         env.reset(FIXTURE_TASK)
         results = [env.step("look") for _ in range(3)]
@@ -117,8 +119,7 @@ def test_data_dir_defaults_to_alfworld_data(tmp_path, monkeypatch):
 
 def test_prompt_states_the_installed_grammar():
     assert "move <object> to <receptacle>" in SYSTEM_PROMPT
-    message = observation_message("-= Welcome to TextWorld, ALFRED! =-\n\nYou arrive at desk 1.",
-                                  {"admissible": ["look", "inventory"]})
+    message = observation_message("-= Welcome to TextWorld, ALFRED! =-\n\nYou arrive at desk 1.", {"admissible": ["look", "inventory"]})
     assert message == "You arrive at desk 1.\nAdmissible commands: look, inventory"
 
 
@@ -142,8 +143,7 @@ def test_sampling_is_seeded():
 
 
 def generate_and_check(tmp_path: Path, split: str, task_types: list[str]) -> dict:
-    report = gen.generate_games(split, len(task_types), tmp_path, task_types=task_types,
-                                progress=False, workers=2)
+    report = gen.generate_games(split, len(task_types), tmp_path, task_types=task_types, progress=False, workers=2)
     assert report["generated"] == len(task_types) and report["failed"] == 0
     env = AlfWorldEnv(data_dir=tmp_path)
     try:
@@ -159,7 +159,7 @@ def generate_and_check(tmp_path: Path, split: str, task_types: list[str]) -> dic
 
 def test_generated_games_of_every_task_type_are_won_by_the_planner_and_resume(tmp_path):
     types = list(gen.TASK_TYPES)
-    report = generate_and_check(tmp_path, "valid_seen", types)   # about a minute on 2 cores
+    report = generate_and_check(tmp_path, "valid_seen", types)  # about a minute on 2 cores
     again = gen.generate_games("valid_seen", len(types), tmp_path, task_types=types, progress=False)
     assert (again["generated"], again["existing"]) == (0, len(types))
     assert again["task_ids"] == report["task_ids"]
@@ -174,13 +174,14 @@ def test_generated_unseen_games_use_held_out_floor_plans(tmp_path):
 
 def test_a_game_over_the_planning_budget_is_discarded_and_remembered(tmp_path):
     def run():
-        return gen.generate_games("train", 1, tmp_path, task_types=["pick_heat_then_place_in_recep"],
-                                  progress=False, plan_timeout=0.2, max_attempts=2)
+        return gen.generate_games(
+            "train", 1, tmp_path, task_types=["pick_heat_then_place_in_recep"], progress=False, plan_timeout=0.2, max_attempts=2
+        )
 
     first = run()
     assert (first["generated"], first["failed"], first["discarded_timeout"]) == (0, 1, 2)
     assert AlfWorldEnv(data_dir=tmp_path).tasks("train") == []
-    second = run()   # the discards are read back, not planned again
+    second = run()  # the discards are read back, not planned again
     assert (second["failed"], second["discarded_timeout"]) == (1, 2) and second["seconds"] < 1
 
 
@@ -193,7 +194,7 @@ def test_the_planning_budget_is_cpu_time_so_a_busy_machine_keeps_the_same_games(
     from prismrl.envs.alfworld.verify import TIMED_OUT, PlannerWorker
 
     game = FIXTURE / "json_2.1.1" / FIXTURE_TASK / "game.tw-pddl"
-    budget = 5.0   # the fixture's plan takes about a CPU second
+    budget = 5.0  # the fixture's plan takes about a CPU second
     with PlannerWorker() as worker:
         first = worker.walkthrough(game, budget)
         assert first != TIMED_OUT and len(first) == 6

@@ -50,7 +50,9 @@ def test_expert_wins_in_react_format(env, task_id):
     trajectory = expert_trajectory(env, "twx", task_id)
     assert trajectory is not None and trajectory.reward == 1.0 and trajectory.task_id == task_id
     assert [m["role"] for m in trajectory.messages[:3]] == ["system", "user", "assistant"]
-    assert all(m["content"].startswith("Thought: ") and "\nAction: " in m["content"] for m in trajectory.messages if m["role"] == "assistant")
+    assert all(
+        m["content"].startswith("Thought: ") and "\nAction: " in m["content"] for m in trajectory.messages if m["role"] == "assistant"
+    )
 
 
 def test_generate_is_resumable(tmp_path):

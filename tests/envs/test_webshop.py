@@ -189,8 +189,7 @@ def test_split_is_seed_233_shuffle():
     random.seed(233)
     random.shuffle(expected)  # what the original did
     assert shuffled == expected
-    assert (list(splits["test"]), list(splits["dev"]), list(splits["train"])) == (
-        list(range(5)), list(range(5, 8)), list(range(8, 20)))
+    assert (list(splits["test"]), list(splits["dev"]), list(splits["train"])) == (list(range(5)), list(range(5, 8)), list(range(8, 20)))
 
 
 def test_catalog_shape_and_seed():
@@ -198,8 +197,22 @@ def test_catalog_shape_and_seed():
     assert a == b and a != c
     assert len({p["asin"] for p in a}) == 60 and len({p["Title"] for p in a}) == 60
     p = a[0]
-    for key in ("asin", "Title", "BulletPoints", "Description", "Attributes", "Price", "pricing", "options",
-                "Rating", "Reviews", "product_category", "query", "name", "category"):
+    for key in (
+        "asin",
+        "Title",
+        "BulletPoints",
+        "Description",
+        "Attributes",
+        "Price",
+        "pricing",
+        "options",
+        "Rating",
+        "Reviews",
+        "product_category",
+        "query",
+        "name",
+        "category",
+    ):
         assert key in p
     assert "›" in p["product_category"] and len(p["asin"]) == 10
     for types in CATEGORIES.values():
@@ -328,8 +341,10 @@ def test_item_and_sub_pages(env):
     obs, _, _, info = env.step(f"click[{asin}]")
     product = env.products[asin]
     assert info["page"] == "item" and info["asin"] == asin
-    assert obs.endswith(f"{product['Title']} [SEP] Price: {product['Price']} [SEP] Rating: {product['Rating']}"
-                        " [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now")
+    assert obs.endswith(
+        f"{product['Title']} [SEP] Price: {product['Price']} [SEP] Rating: {product['Rating']}"
+        " [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now"
+    )
     assert "Back to Search [SEP] < Prev" in obs
     group, values = next(iter(product["options"].items()))
     assert f"{group} [SEP] {' [SEP] '.join(values)}" in obs
@@ -418,35 +433,70 @@ def test_synthetic_goal_options_are_alphabetical():
 
 def write_original_files(tmp_path):
     items = [
-        {"asin": "B000000001", "name": "Bright Citrus Deodorant by Earth Mama, Natural and Safe for Sensitive Skin",
-         "full_description": "A calendula deodorant for sensitive skin.", "small_description": ["Aluminum free", "3 ounce"],
-         "pricing": "$10.99", "images": ["http://img/1.jpg"], "category": "beauty", "query": "Deodorant ",
-         "product_category": "Beauty & Personal Care › Personal Care › Deodorants & Antiperspirants › Deodorant",
-         "customization_options": {"Scent": [{"value": "Bright Citrus", "image": None}, {"value": "Calming Lavender", "image": None}],
-                                   "Size": [{"value": "3 Ounce (Pack of 1)", "image": None}, {"value": "Travel Set/4-Pack", "image": None}]}},
-        {"asin": "B000000002", "name": "Cedar Deodorant Stick for Men", "full_description": "Woody scent.",
-         "small_description": "Long lasting", "pricing": "$8.50 - $15.00", "images": [], "category": "beauty",
-         "query": "deodorant", "product_category": "Beauty & Personal Care › Personal Care › Deodorants & Antiperspirants › Deodorant",
-         "customization_options": None},
-        {"asin": "B000000003", "name": "Stainless Steel Water Bottle 32 oz", "full_description": "Keeps drinks cold.",
-         "small_description": ["Leak proof lid"], "pricing": "", "images": [], "category": "garden", "query": "water bottle",
-         "product_category": "Home & Kitchen › Kitchen & Dining › Water Bottles", "customization_options": {"Color": None}},
+        {
+            "asin": "B000000001",
+            "name": "Bright Citrus Deodorant by Earth Mama, Natural and Safe for Sensitive Skin",
+            "full_description": "A calendula deodorant for sensitive skin.",
+            "small_description": ["Aluminum free", "3 ounce"],
+            "pricing": "$10.99",
+            "images": ["http://img/1.jpg"],
+            "category": "beauty",
+            "query": "Deodorant ",
+            "product_category": "Beauty & Personal Care › Personal Care › Deodorants & Antiperspirants › Deodorant",
+            "customization_options": {
+                "Scent": [{"value": "Bright Citrus", "image": None}, {"value": "Calming Lavender", "image": None}],
+                "Size": [{"value": "3 Ounce (Pack of 1)", "image": None}, {"value": "Travel Set/4-Pack", "image": None}],
+            },
+        },
+        {
+            "asin": "B000000002",
+            "name": "Cedar Deodorant Stick for Men",
+            "full_description": "Woody scent.",
+            "small_description": "Long lasting",
+            "pricing": "$8.50 - $15.00",
+            "images": [],
+            "category": "beauty",
+            "query": "deodorant",
+            "product_category": "Beauty & Personal Care › Personal Care › Deodorants & Antiperspirants › Deodorant",
+            "customization_options": None,
+        },
+        {
+            "asin": "B000000003",
+            "name": "Stainless Steel Water Bottle 32 oz",
+            "full_description": "Keeps drinks cold.",
+            "small_description": ["Leak proof lid"],
+            "pricing": "",
+            "images": [],
+            "category": "garden",
+            "query": "water bottle",
+            "product_category": "Home & Kitchen › Kitchen & Dining › Water Bottles",
+            "customization_options": {"Color": None},
+        },
         {"asin": "nan", "name": "broken row", "category": "x", "query": "x", "product_category": "x"},
     ]
     attrs = {
-        "B000000001": {"attributes": ["sensitive skin", "aluminum free"], "instruction": "i want a deodorant",
-                       "instruction_attributes": ["sensitive skin"]},
+        "B000000001": {
+            "attributes": ["sensitive skin", "aluminum free"],
+            "instruction": "i want a deodorant",
+            "instruction_attributes": ["sensitive skin"],
+        },
         "B000000002": {"attributes": ["long lasting"]},
     }
     human = {
         "B000000001": [
-            {"instruction": "i would like a 3 ounce bright citrus deodorant for sensitive skin.",
-             "instruction_attributes": ["sensitive skin"], "instruction_options": ["bright citrus", "3 ounce (pack of 1)"]},
+            {
+                "instruction": "i would like a 3 ounce bright citrus deodorant for sensitive skin.",
+                "instruction_attributes": ["sensitive skin"],
+                "instruction_options": ["bright citrus", "3 ounce (pack of 1)"],
+            },
             {"instruction": "no attributes here", "instruction_attributes": [], "instruction_options": []},
         ],
         "B000000003": [
-            {"instruction": "i need a stainless steel water bottle", "instruction_attributes": ["stainless steel"],
-             "instruction_options": []},
+            {
+                "instruction": "i need a stainless steel water bottle",
+                "instruction_attributes": ["stainless steel"],
+                "instruction_options": [],
+            },
         ],
     }
     (tmp_path / "items_shuffle_1000.json").write_text(json.dumps(items))
@@ -460,8 +510,7 @@ def test_original_files_loader(tmp_path):
     assert sorted(env.products) == ["B000000001", "B000000002", "B000000003"]  # "nan" asin dropped
     p1, p2, p3 = (env.products[a] for a in sorted(env.products))
     assert p1["Title"] == p1["name"] and p1["query"] == "deodorant" and p1["MainImage"] == "http://img/1.jpg"
-    assert p1["options"] == {"scent": ["bright citrus", "calming lavender"],
-                             "size": ["3 ounce (pack of 1)", "travel set | 4-pack"]}
+    assert p1["options"] == {"scent": ["bright citrus", "calming lavender"], "size": ["3 ounce (pack of 1)", "travel set | 4-pack"]}
     assert (p1["pricing"], p1["Price"]) == ([10.99], "$10.99")
     assert (p2["pricing"], p2["Price"], p2["BulletPoints"]) == ([8.5, 15.0], "$8.5 to $15.0", ["Long lasting"])
     assert 8.5 <= env.prices["B000000002"] <= 15.0

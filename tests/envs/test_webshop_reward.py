@@ -10,15 +10,25 @@ NAME = "Lumera Sulfate Free Shampoo for Dry Hair"
 
 def product():
     return {
-        "Title": NAME, "name": NAME, "query": "shampoo", "product_category": "Beauty › Hair Care › Shampoo",
-        "BulletPoints": ["Comes in navy and 16 fl oz"], "Description": "A navy bottle of coconut shampoo.",
+        "Title": NAME,
+        "name": NAME,
+        "query": "shampoo",
+        "product_category": "Beauty › Hair Care › Shampoo",
+        "BulletPoints": ["Comes in navy and 16 fl oz"],
+        "Description": "A navy bottle of coconut shampoo.",
         "Attributes": ["sulfate free"],
     }
 
 
 def goal(goal_options):
-    return {"attributes": ["sulfate free"], "goal_options": goal_options, "price_upper": 30.0,
-            "query": "shampoo", "product_category": "Beauty › Hair Care › Shampoo", "name": NAME}
+    return {
+        "attributes": ["sulfate free"],
+        "goal_options": goal_options,
+        "price_upper": 30.0,
+        "query": "shampoo",
+        "product_category": "Beauty › Hair Care › Shampoo",
+        "name": NAME,
+    }
 
 
 def test_loops_over_goal_options_not_chosen_ones():

@@ -45,8 +45,7 @@ class Encoded:
 
 def _render(tokenizer, messages, add_generation_prompt=False) -> str:
     # Non-thinking mode for templates that have one (Qwen3), as at rollout (history.prompt_tokens).
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
-                                         enable_thinking=False)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt, enable_thinking=False)
 
 
 def encode_messages(messages: list[dict], tokenizer) -> tuple[list[int], list[int]]:

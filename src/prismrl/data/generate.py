@@ -43,13 +43,18 @@ def expert_trajectory(env: Env, env_name: str, task_id: str, max_turns: int | No
     if not info.get("won"):
         return None
     return Trajectory(
-        id=f"{env_name}/{task_id}", task_id=task_id, env=env_name, messages=messages, reward=total_reward,
+        id=f"{env_name}/{task_id}",
+        task_id=task_id,
+        env=env_name,
+        messages=messages,
+        reward=total_reward,
         meta={"task_type": info.get("task_type"), "steps": steps, "source": "expert"},
     )
 
 
-def generate(env_name: str, split: str, n: int, out: str | Path, env_config: dict | None = None,
-             max_turns: int | None = None, progress: bool = True) -> GenerateReport:
+def generate(
+    env_name: str, split: str, n: int, out: str | Path, env_config: dict | None = None, max_turns: int | None = None, progress: bool = True
+) -> GenerateReport:
     """Expert trajectories for the first `n` won tasks of a split, appended to `out` (JSONL).
 
     Resumable: tasks already in `out` are skipped, so a rerun after a crash continues. A task

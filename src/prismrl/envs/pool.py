@@ -236,8 +236,7 @@ class _Worker:
     def __init__(self, ctx, spec: str, config: dict[str, Any], index: int):
         self.index = index
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, spec, config),
-                                   name=f"EnvPool-worker-{index}", daemon=False)
+        self.process = ctx.Process(target=_worker_main, args=(child, spec, config), name=f"EnvPool-worker-{index}", daemon=False)
         self.process.start()
         child.close()  # so that the worker's death reads as EOF here
 
@@ -266,8 +265,14 @@ class EnvPool:
     `n_workers=0` runs in-process; `timeout` (s) bounds each call of a worker pool (None: no bound).
     """
 
-    def __init__(self, env_name: str, env_config: dict[str, Any] | None = None, n_workers: int = 0,
-                 start_method: str = "spawn", timeout: float | None = None):
+    def __init__(
+        self,
+        env_name: str,
+        env_config: dict[str, Any] | None = None,
+        n_workers: int = 0,
+        start_method: str = "spawn",
+        timeout: float | None = None,
+    ):
         if env_name not in base.REGISTRY:
             raise UnknownName(f"unknown environment {env_name!r}; known: {', '.join(sorted(base.REGISTRY))}")
         if n_workers < 0:
@@ -305,8 +310,7 @@ class EnvPool:
         ``("", {"error": ..., "won": False})`` and its slot is done."""
         self._check_open()
         n = max(self.n_workers, 1)
-        self.episodes = [SlotEpisode(slot=i, task_id=str(t), worker=i % n if self.n_workers else -1)
-                         for i, t in enumerate(task_ids)]
+        self.episodes = [SlotEpisode(slot=i, task_id=str(t), worker=i % n if self.n_workers else -1) for i, t in enumerate(task_ids)]
         payloads = {w: [] for w in range(n)}
         for e in self.episodes:
             payloads[max(e.worker, 0)].append((e.slot, e.task_id))
@@ -356,8 +360,7 @@ class EnvPool:
                 requested = actions.get(slot)
                 e.steps += slot in actions
                 self._end_in_error(e, value)
-                outcomes[slot] = StepOutcome("", 0.0, True, _error_info(value),
-                                             requested if isinstance(requested, str) else "")
+                outcomes[slot] = StepOutcome("", 0.0, True, _error_info(value), requested if isinstance(requested, str) else "")
         return outcomes
 
     def close(self) -> None:

@@ -74,7 +74,9 @@ def _spec(group, module: torch.nn.Module) -> _UnitSpec:
     return _UnitSpec(module, weight.shape[1 - out_dim], weight.shape[out_dim], slices)
 
 
-def plan_batches(lengths: list[int | None], max_batch_tokens: int | None, window: int = 64, max_batch_size: int | None = None) -> list[list[int]]:
+def plan_batches(
+    lengths: list[int | None], max_batch_tokens: int | None, window: int = 64, max_batch_size: int | None = None
+) -> list[list[int]]:
     """Batches of indices into `lengths` (None = nothing to probe, left out).
 
     Without a budget every trajectory is its own batch, in input order. With one, the input is cut
@@ -109,8 +111,14 @@ class BatchedProbe:
     `self.units` order — the same numbers the batch-1 `GradientProbe` gives, up to float rounding.
     """
 
-    def __init__(self, model: torch.nn.Module, norm_method: str = "auto", gradient_checkpointing: bool = False,
-                 logits_on_response_only: bool = True, max_chunk_elements: int = 1 << 25):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        norm_method: str = "auto",
+        gradient_checkpointing: bool = False,
+        logits_on_response_only: bool = True,
+        max_chunk_elements: int = 1 << 25,
+    ):
         if norm_method not in NORM_METHODS:
             raise ConfigError(f"norm_method {norm_method!r}: use one of {', '.join(NORM_METHODS)}")
         self.model = model
@@ -146,7 +154,9 @@ class BatchedProbe:
             if not (torch.is_grad_enabled() and isinstance(output, torch.Tensor) and output.requires_grad):
                 return
             if index in self._inputs:
-                raise RuntimeError(f"{self.groups[index].units[0].name} ran twice in one forward; the batched probe needs one call per unit")
+                raise RuntimeError(
+                    f"{self.groups[index].units[0].name} ran twice in one forward; the batched probe needs one call per unit"
+                )
             x = args[0]
             self._inputs[index] = x
             readers = self._readers.setdefault(id(x), [0, 0])
@@ -203,7 +213,9 @@ class BatchedProbe:
                 ds = delta[..., start:stop] if side == "out" else delta
                 chunk = max(1, self.max_chunk_elements // (xs.shape[-1] * ds.shape[-1]))
                 parts = [
-                    torch.linalg.vector_norm(torch.bmm(ds[i:i + chunk].transpose(1, 2), xs[i:i + chunk]), dim=(1, 2), dtype=torch.float32)
+                    torch.linalg.vector_norm(
+                        torch.bmm(ds[i : i + chunk].transpose(1, 2), xs[i : i + chunk]), dim=(1, 2), dtype=torch.float32
+                    )
                     for i in range(0, batch, chunk)
                 ]
                 norms.append(torch.cat(parts))

@@ -75,4 +75,3 @@ def normalize(g, unit_numel, how: str = "none") -> np.ndarray:
     if how == "sqrt-numel":
         return g / np.sqrt(np.asarray(unit_numel, dtype=np.float64))[None, :]
     raise ConfigError(f"unknown normalization {how!r}; use one of {NORMALIZATIONS}")
-

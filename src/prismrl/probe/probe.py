@@ -133,14 +133,28 @@ def _check_resumable(out_dir: Path, meta: dict) -> None:
 
 
 def _unencodable_record(trajectory: Trajectory, error: CannotEncode) -> dict:
-    return {"id": trajectory.id, "task_id": trajectory.task_id, "n_tokens": None, "n_response_tokens": 0, "truncated": True,
-            "n_dropped_turns": None, "loss": None, "norms": None, "flag": str(error)}
+    return {
+        "id": trajectory.id,
+        "task_id": trajectory.task_id,
+        "n_tokens": None,
+        "n_response_tokens": 0,
+        "truncated": True,
+        "n_dropped_turns": None,
+        "loss": None,
+        "norms": None,
+        "flag": str(error),
+    }
 
 
 def _result_record(trajectory: Trajectory, encoded: Encoded, loss: float, norms: list[float], units) -> dict:
-    record = {"id": trajectory.id, "task_id": trajectory.task_id, "n_tokens": encoded.n_tokens,
-              "n_response_tokens": encoded.n_response_tokens, "truncated": encoded.truncated,
-              "n_dropped_turns": encoded.n_dropped_turns}
+    record = {
+        "id": trajectory.id,
+        "task_id": trajectory.task_id,
+        "n_tokens": encoded.n_tokens,
+        "n_response_tokens": encoded.n_response_tokens,
+        "truncated": encoded.truncated,
+        "n_dropped_turns": encoded.n_dropped_turns,
+    }
     if not math.isfinite(loss):
         return {**record, "loss": None, "norms": None, "flag": "non-finite loss"}
     if not all(math.isfinite(n) for n in norms):
@@ -220,7 +234,9 @@ def run_probe(
     wanted = {t.id for t in trajectories}
     stale = set(done) - wanted
     if stale:
-        raise ProbeMismatch(f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out")
+        raise ProbeMismatch(
+            f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out"
+        )
     # Only now is the folder known to take this probe: a refused resume leaves it as it was.
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +251,7 @@ def run_probe(
     step = max(1, window) if batch_tokens else 1
     with probe, JsonlAppender(sink_path) as sink, _progress(progress and rank == 0, -(-n_todo // world)) as bar:
         for k, first in enumerate(range(0, len(trajectories), step)):
-            members = trajectories[first:first + step]
+            members = trajectories[first : first + step]
             pending = [i for i, t in enumerate(members) if t.id not in done]
             if not pending or (not batch_tokens and k % world != rank):
                 continue  # done, or (one trajectory per batch) another rank's
@@ -250,8 +266,11 @@ def run_probe(
             lengths = [encoded[i].n_tokens if i in encoded else None for i in range(len(members))]
             # The plan covers the whole window, finished members included, so a resumed or sharded
             # run forms exactly the batches of an uninterrupted single-process one.
-            batches = [b for j, b in enumerate(plan_batches(lengths, batch_tokens, window=len(members)))
-                       if (j + k) % world == rank and any(members[i].id not in done for i in b)]
+            batches = [
+                b
+                for j, b in enumerate(plan_batches(lengths, batch_tokens, window=len(members)))
+                if (j + k) % world == rank and any(members[i].id not in done for i in b)
+            ]
             written: set[int] = set()
             cursor = 0
 
@@ -313,8 +332,13 @@ class _progress:
             from prismrl.progress import Progress
 
             self._bar = Progress(
-                TextColumn("probe"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("probe"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
             )
             self._bar.start()
             self._task = self._bar.add_task("probe", total=self.total, rate="")

@@ -29,9 +29,16 @@ from prismrl.errors import ConfigError
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
 _SEPARATE = {
-    "self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v", "self_attn.o_proj": "o",
-    "mlp.gate_proj": "gate", "mlp.up_proj": "up", "mlp.down_proj": "down",
-    "attn.c_proj": "o", "mlp.c_fc": "up", "mlp.c_proj": "down",
+    "self_attn.q_proj": "q",
+    "self_attn.k_proj": "k",
+    "self_attn.v_proj": "v",
+    "self_attn.o_proj": "o",
+    "mlp.gate_proj": "gate",
+    "mlp.up_proj": "up",
+    "mlp.down_proj": "down",
+    "attn.c_proj": "o",
+    "mlp.c_fc": "up",
+    "mlp.c_proj": "down",
 }
 UNIT_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 

@@ -30,8 +30,16 @@ def load_run(run_dir: Path) -> dict:
         raise MissingFile(f"{run_dir} has no summary.json: the run is unfinished (rerun `prism run` to resume it)")
     summary = json.loads(summary_path.read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    return {"dir": str(run_dir), "method": summary["method"], "seed": config.get("seed"), "env": config.get("env"),
-            "model": config.get("model"), "agent": config.get("agent") or {}, "eval": summary["eval"], "cost": summary["cost"]}
+    return {
+        "dir": str(run_dir),
+        "method": summary["method"],
+        "seed": config.get("seed"),
+        "env": config.get("env"),
+        "model": config.get("model"),
+        "agent": config.get("agent") or {},
+        "eval": summary["eval"],
+        "cost": summary["cost"],
+    }
 
 
 def _mean_std(values: list[float]) -> str:
@@ -80,18 +88,31 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path) -> dict:
         walls = [training_wall(r) for r in group]
         row["wall s"] = walls
         row["eval s"] = [r["cost"]["phases"].get("eval", {}).get("wall_seconds", 0.0) for r in group]
-        row["phases"] = {phase: float(np.mean([r["cost"]["phases"].get(phase, {}).get("wall_seconds", 0.0) for r in group]))
-                         for phase in ("probe", "pass-rate", "sft", "rl", "eval")}
+        row["phases"] = {
+            phase: float(np.mean([r["cost"]["phases"].get(phase, {}).get("wall_seconds", 0.0) for r in group]))
+            for phase in ("probe", "pass-rate", "sft", "rl", "eval")
+        }
         row["speed-up vs rl-all"] = None if baseline_cost is None else baseline_cost / np.mean(walls)
         rows.append(row)
 
-    columns = ["method", "runs"] + [c for split in splits for c in (f"{split} success %", f"{split} score")] + ["wall s", "eval s", "speed-up vs rl-all"]
-    lines = ["# Runs compared", "", f"{len(runs)} runs; env {sorted({r['env'] for r in runs})}; model {sorted({str(r['model']) for r in runs})}.",
-             "Success and score are mean ± std over seeds. Wall-clock is probe + pass-rate + SFT + RL from the run's "
-             "ledger, evaluation shown apart (eval s); the speed-up is rl-all's over the method's, on the same machine "
-             "(the paper's Table 3, 3.22×, excludes evaluation the same way).", "",
-             _agent_context_line(runs), "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    columns = (
+        ["method", "runs"]
+        + [c for split in splits for c in (f"{split} success %", f"{split} score")]
+        + ["wall s", "eval s", "speed-up vs rl-all"]
+    )
+    lines = [
+        "# Runs compared",
+        "",
+        f"{len(runs)} runs; env {sorted({r['env'] for r in runs})}; model {sorted({str(r['model']) for r in runs})}.",
+        "Success and score are mean ± std over seeds. Wall-clock is probe + pass-rate + SFT + RL from the run's "
+        "ledger, evaluation shown apart (eval s); the speed-up is rl-all's over the method's, on the same machine "
+        "(the paper's Table 3, 3.22×, excludes evaluation the same way).",
+        "",
+        _agent_context_line(runs),
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for row in rows:
         cells = []
         for column in columns:
@@ -103,9 +124,17 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path) -> dict:
             else:
                 cells.append("–" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Cost per phase (mean wall-clock seconds)", "", "| method | probe | pass-rate | sft | rl | eval |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Cost per phase (mean wall-clock seconds)",
+        "",
+        "| method | probe | pass-rate | sft | rl | eval |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(f"| {row['method']} | " + " | ".join(f"{row['phases'][p]:.0f}" for p in ("probe", "pass-rate", "sft", "rl", "eval")) + " |")
+        lines.append(
+            f"| {row['method']} | " + " | ".join(f"{row['phases'][p]:.0f}" for p in ("probe", "pass-rate", "sft", "rl", "eval")) + " |"
+        )
     lines += ["", "![success](comparison.png)", ""]
 
     out = Path(out)

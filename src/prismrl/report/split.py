@@ -66,8 +66,10 @@ def energy_by_kind(records: list[dict], meta: dict) -> pd.Series:
     numel = np.array(meta["unit_numel"], dtype=float)
     present = [k for k in UNIT_ORDER if k in set(kinds)]
     return pd.DataFrame(
-        {"gradient energy": [g2[kinds == k].sum() / g2.sum() for k in present],
-         "parameters": [numel[kinds == k].sum() / numel.sum() for k in present]},
+        {
+            "gradient energy": [g2[kinds == k].sum() / g2.sum() for k in present],
+            "parameters": [numel[kinds == k].sum() / numel.sum() for k in present],
+        },
         index=present,
     )
 
@@ -122,13 +124,18 @@ def plot_layers(records_by_half: dict[str, list[dict]], meta: dict, path: Path) 
     panels = list(halves.items())
     if len(halves) == 2:
         panels.append(("RL − SFT", halves["RL"] - halves["SFT"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.18 * next(iter(halves.values())).shape[0] + 2),
-                             squeeze=False, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(3.2 * len(panels), 0.18 * next(iter(halves.values())).shape[0] + 2),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
     for ax, (title, grid) in zip(axes[0], panels):
         diverging = title.startswith("RL −")
         limit = np.nanmax(np.abs(grid)) if diverging else None
-        image = ax.imshow(grid, aspect="auto", cmap="coolwarm" if diverging else "viridis",
-                          vmin=-limit if diverging else None, vmax=limit)
+        image = ax.imshow(grid, aspect="auto", cmap="coolwarm" if diverging else "viridis", vmin=-limit if diverging else None, vmax=limit)
         ax.set_title(title)
         ax.set_xticks(range(len(UNIT_ORDER)), UNIT_ORDER, rotation=45)
         fig.colorbar(image, ax=ax, fraction=0.046)
@@ -138,8 +145,16 @@ def plot_layers(records_by_half: dict[str, list[dict]], meta: dict, path: Path) 
     plt.close(fig)
 
 
-def write_route_report(out_dir: Path, split: Split, records: list[dict], meta: dict, normalization: str,
-                       flagged: dict[str, str], skipped: list[dict], n_truncated: int) -> None:
+def write_route_report(
+    out_dir: Path,
+    split: Split,
+    records: list[dict],
+    meta: dict,
+    normalization: str,
+    flagged: dict[str, str],
+    skipped: list[dict],
+    n_truncated: int,
+) -> None:
     out_dir = Path(out_dir)
     table = score_table(records, meta, normalization)
     by_id = {r["id"]: r for r in records}
@@ -147,15 +162,20 @@ def write_route_report(out_dir: Path, split: Split, records: list[dict], meta: d
     plot_scores(split, out_dir / "scores.png")
     plot_layers(halves, meta, out_dir / "layers.png")
 
-    stats = pd.DataFrame({
-        half: table.loc[[r["id"] for r in rs], ["gini", "kurtosis", "cv", "l2", "loss", "n_tokens"]].mean()
-        for half, rs in halves.items() if rs
-    }).T
+    stats = pd.DataFrame(
+        {
+            half: table.loc[[r["id"] for r in rs], ["gini", "kurtosis", "cv", "l2", "loss", "n_tokens"]].mean()
+            for half, rs in halves.items()
+            if rs
+        }
+    ).T
     # Spearman ρ = Pearson on average ranks (pandas' own spearman path needs scipy).
     ranks = table.rank()
-    correlations = ranks[["gini", "kurtosis", "cv", "hoyer", "l2"]].apply(
-        lambda column: ranks[["loss", "n_tokens", "n_response_tokens"]].corrwith(column)
-    ).T
+    correlations = (
+        ranks[["gini", "kurtosis", "cv", "hoyer", "l2"]]
+        .apply(lambda column: ranks[["loss", "n_tokens", "n_response_tokens"]].corrwith(column))
+        .T
+    )
     lines = [
         "# PRISM split report",
         "",

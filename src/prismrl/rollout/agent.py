@@ -53,15 +53,22 @@ class Episode:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task_id": self.task_id, "task_type": self.task_type, "won": self.won, "reward": self.reward,
-            "steps": len(self.turns), "invalid_actions": self.n_invalid, "error": self.error,
+            "task_id": self.task_id,
+            "task_type": self.task_type,
+            "won": self.won,
+            "reward": self.reward,
+            "steps": len(self.turns),
+            "invalid_actions": self.n_invalid,
+            "error": self.error,
             "prompt_tokens": sum(len(t.prompt_ids) for t in self.turns),
-            "generated_tokens": sum(len(t.response_ids) for t in self.turns), "messages": self.messages,
+            "generated_tokens": sum(len(t.response_ids) for t in self.turns),
+            "messages": self.messages,
         }
 
 
-def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: SamplingConfig, seed: int | None = None,
-            engine=None) -> list[Episode]:
+def rollout(
+    model, tokenizer, pool, env_name: str, task_ids: list[str], config: SamplingConfig, seed: int | None = None, engine=None
+) -> list[Episode]:
     """Play one episode per task id (repeat ids for a GRPO group) with batched generation.
 
     `engine`: a `prismrl.rollout.vllm.VLLMEngine` to generate with instead of `model` (its prefix
@@ -77,9 +84,14 @@ def rollout(model, tokenizer, pool, env_name: str, task_ids: list[str], config: 
     history = HistoryPrompts(tokenizer, config.history_window, config.max_prompt_tokens, jumping=sampler.keeps_cache)
     episodes = []
     for task_id, (observation, info) in zip(task_ids, pool.reset(task_ids)):
-        episode = Episode(task_id, [{"role": "system", "content": prompt.SYSTEM_PROMPT},
-                                    {"role": "user", "content": prompt.observation_message(observation, info)}],
-                          task_type=info.get("task_type"))
+        episode = Episode(
+            task_id,
+            [
+                {"role": "system", "content": prompt.SYSTEM_PROMPT},
+                {"role": "user", "content": prompt.observation_message(observation, info)},
+            ],
+            task_type=info.get("task_type"),
+        )
         if info.get("error"):
             episode.done, episode.error = True, info["error"]
         episodes.append(episode)

@@ -67,8 +67,15 @@ def _gqa_prefill_attention(module, query, key, value, attention_mask, **kwargs):
     if groups == 1 or q_length == 1 or query.device.type != "cpu" or unmasked_with_cache or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     output = torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=kwargs.get("dropout", 0.0), scale=kwargs.get("scaling"),
-        is_causal=attention_mask is None, enable_gqa=True)
+        query,
+        key,
+        value,
+        attn_mask=attention_mask,
+        dropout_p=kwargs.get("dropout", 0.0),
+        scale=kwargs.get("scaling"),
+        is_causal=attention_mask is None,
+        enable_gqa=True,
+    )
     return output.transpose(1, 2).contiguous(), None
 
 

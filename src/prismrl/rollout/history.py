@@ -81,8 +81,7 @@ class HistoryPrompts:
         self.kept: dict[int, int] = {}  # episode index -> agent turns its last prompt held
         self.rewindows = 0
 
-    def next(self, index: int, messages: Messages, last_prompt: list[int] | None = None,
-             last_reply: list[int] | None = None) -> list[int]:
+    def next(self, index: int, messages: Messages, last_prompt: list[int] | None = None, last_reply: list[int] | None = None) -> list[int]:
         turns = (len(messages) - 2) // 2  # (agent turn, observation) pairs so far
         grown = self.kept.get(index, -1) + 1  # the last prompt's turns + the one since (0 at first)
         if self.jumping:

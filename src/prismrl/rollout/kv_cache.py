@@ -124,8 +124,10 @@ class EpisodeCaches:
 
         probe = DynamicCache(config=model.config)
         if any(type(layer) is not DynamicLayer for layer in probe.layers):
-            raise ConfigError("kv_cache needs a model whose cache is plain full attention (no sliding window or "
-                             "linear attention); use kv_cache=False for this model")
+            raise ConfigError(
+                "kv_cache needs a model whose cache is plain full attention (no sliding window or "
+                "linear attention); use kv_cache=False for this model"
+            )
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.entries: dict[int, _Entry] = {}
         self.fed_tokens = 0
@@ -173,7 +175,9 @@ class EpisodeCaches:
         for row, (index, ids, reply) in enumerate(zip(indices, prompts, replies)):
             pad = width - len(ids)
             tokens = (ids + reply)[: held - pad]
-            kv = [(layer.keys[row, :, pad : pad + len(tokens)].clone(), layer.values[row, :, pad : pad + len(tokens)].clone())
-                  for layer in cache.layers]
+            kv = [
+                (layer.keys[row, :, pad : pad + len(tokens)].clone(), layer.values[row, :, pad : pad + len(tokens)].clone())
+                for layer in cache.layers
+            ]
             self.entries[index] = _Entry(tokens, kv)
         return replies

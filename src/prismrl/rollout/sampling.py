@@ -45,8 +45,9 @@ class Sampler(Protocol):
 
 
 @torch.no_grad()
-def sample_replies(model, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None,
-                   cache=None) -> list[list[int]]:
+def sample_replies(
+    model, tokenizer, prompts: list[list[int]], config: SamplingConfig, generator_seed: int | None = None, cache=None
+) -> list[list[int]]:
     """Sample one reply per prompt in one left-padded batch; each reply ends at (and keeps) EOS.
 
     `cache`: a transformers Cache already holding the keys/values of the batch's first columns
@@ -64,9 +65,16 @@ def sample_replies(model, tokenizer, prompts: list[list[int]], config: SamplingC
     warpers = LogitsProcessorList([NucleusWarper(config.temperature, config.top_p)] if sampling else [])
     with gqa_prefill(model):
         output = model.generate(
-            input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens,
-            do_sample=sampling, temperature=1.0 if sampling else None, top_p=1.0 if sampling else None,
-            top_k=0 if sampling else None, logits_processor=warpers, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=config.max_new_tokens,
+            do_sample=sampling,
+            temperature=1.0 if sampling else None,
+            top_p=1.0 if sampling else None,
+            top_k=0 if sampling else None,
+            logits_processor=warpers,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad,
             **({} if cache is None else {"cache": cache}),
         )
     replies = []

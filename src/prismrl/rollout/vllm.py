@@ -24,21 +24,35 @@ from prismrl.rollout.sampling import SamplingConfig
 
 
 class VLLMEngine:
-    def __init__(self, model_path: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.3,
-                 max_model_len: int | None = None, seed: int = 0, trust_remote_code: bool = False):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.3,
+        max_model_len: int | None = None,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+    ):
         try:
             import vllm
         except ImportError:
-            raise ImportError("backend: vllm needs vLLM: pip install 'prismrl[vllm]' on a CUDA machine, "
-                              "scripts/setup-vllm-cpu.sh on CPU; or use backend: transformers") from None
+            raise ImportError(
+                "backend: vllm needs vLLM: pip install 'prismrl[vllm]' on a CUDA machine, "
+                "scripts/setup-vllm-cpu.sh on CPU; or use backend: transformers"
+            ) from None
         # external_launcher keeps the engine in this process; it reads the torch.distributed variables.
-        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"),
-                           ("MASTER_PORT", "29533")):
+        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29533")):
             os.environ.setdefault(key, value)
         self._vllm = vllm
         self.llm = vllm.LLM(
-            model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-            seed=seed, enable_prefix_caching=True, distributed_executor_backend="external_launcher",
+            model=model_path,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            seed=seed,
+            enable_prefix_caching=True,
+            distributed_executor_backend="external_launcher",
             trust_remote_code=trust_remote_code,
         )
 
@@ -47,8 +61,11 @@ class VLLMEngine:
         greedy = config.temperature <= 0
         params = [
             self._vllm.SamplingParams(
-                temperature=0.0 if greedy else config.temperature, top_p=1.0 if greedy else config.top_p,
-                max_tokens=config.max_new_tokens, stop_token_ids=[eos], detokenize=False,
+                temperature=0.0 if greedy else config.temperature,
+                top_p=1.0 if greedy else config.top_p,
+                max_tokens=config.max_new_tokens,
+                stop_token_ids=[eos],
+                detokenize=False,
                 # one stream per row, fixed by the turn's seed: a rerun samples the same replies
                 seed=None if generator_seed is None else generator_seed * 1009 + row,
             )
@@ -80,7 +97,6 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()  # cached blocks hold keys/values of the old weights
 
 
-
 class VLLMSampler:
     """A rollout's `Sampler` on a `VLLMEngine`: vLLM's prefix cache keeps nothing per episode that
     a sliding window would invalidate for good, so prompts slide as on the plain path."""
@@ -95,6 +111,7 @@ class VLLMSampler:
 
     def drop(self, index: int) -> None:
         pass
+
 
 def _tie_output_to_input_embedding(model) -> None:
     # vLLM's in-place reload refills embed_tokens with a new tensor and puts the old one back into

@@ -121,9 +121,15 @@ class TaskSampler:
 
 def rollout_sampling(cfg: RLConfig) -> SamplingConfig:
     """How RL's rollouts sample and what context they see (also used for base pass rates)."""
-    return SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                          max_turns=cfg.max_turns or episode_step_cap(cfg.env), history_window=cfg.history_window,
-                          max_prompt_tokens=cfg.max_prompt_tokens, kv_cache=cfg.kv_cache)
+    return SamplingConfig(
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        max_turns=cfg.max_turns or episode_step_cap(cfg.env),
+        history_window=cfg.history_window,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        kv_cache=cfg.kv_cache,
+    )
 
 
 def total_steps(cfg: RLConfig) -> int:
@@ -150,8 +156,9 @@ def group_advantages(returns: list[float], eps: float = 1e-6, stats: list[float]
     return ((values - reference.mean()) / (std + eps)).tolist()
 
 
-def gigpo_step_advantages(group: list[Episode], invalid_penalty: float, gamma: float, eps: float = 1e-6,
-                          reward: str = "score", mode: str = "mean_std_norm") -> list[list[float]]:
+def gigpo_step_advantages(
+    group: list[Episode], invalid_penalty: float, gamma: float, eps: float = 1e-6, reward: str = "score", mode: str = "mean_std_norm"
+) -> list[list[float]]:
     """GiGPO's step level: turns of one group that acted from the same observation (an anchor
     state) form a step group; their discounted returns are normalised within it."""
     returns = []
@@ -256,7 +263,11 @@ def build_samples(episodes: list[Episode], cfg: RLConfig) -> tuple[list[Sample],
         # std over every step row; False counts each trajectory once, by its first row's score
         stats = rows if cfg.compute_mean_std_cross_all_data else [s[0] for s in scores if s]
         flat = group_advantages(rows, stats=stats)
-        step_adv = gigpo_step_advantages(group, cfg.invalid_penalty, cfg.gigpo_gamma, reward=cfg.reward, mode=cfg.gigpo_mode) if cfg.advantage == "gigpo" else None
+        step_adv = (
+            gigpo_step_advantages(group, cfg.invalid_penalty, cfg.gigpo_gamma, reward=cfg.reward, mode=cfg.gigpo_mode)
+            if cfg.advantage == "gigpo"
+            else None
+        )
         offset = 0
         for e, episode in enumerate(group):
             n = len(episode.turns)
@@ -302,8 +313,18 @@ def token_advantages(samples: list[Sample], width: int, device) -> torch.Tensor:
     return table
 
 
-def grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, clip_eps: float, kl_coef: float, n_tokens: int,
-              entropy=None, entropy_coef: float = 0.0):
+def grpo_loss(
+    logprobs,
+    old_logprobs,
+    ref_logprobs,
+    advantages,
+    mask,
+    clip_eps: float,
+    kl_coef: float,
+    n_tokens: int,
+    entropy=None,
+    entropy_coef: float = 0.0,
+):
     """PPO-clipped surrogate + k3 KL − entropy bonus (verl's entropy_coeff), summed over
     response tokens and divided by the (mini-)batch's token count."""
     ratio = torch.exp(logprobs - old_logprobs)
@@ -361,8 +382,9 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     from prismrl.models import load_model
 
     if cfg.save_total_limit is not None and cfg.save_total_limit < 1:
-        raise ConfigError(f"RLConfig.save_total_limit must be >= 1 (the latest checkpoint is what resumes) or None, "
-                          f"got {cfg.save_total_limit}")
+        raise ConfigError(
+            f"RLConfig.save_total_limit must be >= 1 (the latest checkpoint is what resumes) or None, got {cfg.save_total_limit}"
+        )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "rl_config.json", asdict(cfg))
@@ -393,15 +415,23 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
         from prismrl.models import model_folder
         from prismrl.rollout.vllm import VLLMEngine
 
-        engine = VLLMEngine(model_folder(str(checkpoint) if checkpoint else cfg.model), gpu_memory_utilization=cfg.vllm_gpu_memory,
-                            seed=cfg.seed, dtype=cfg.dtype)
+        engine = VLLMEngine(
+            model_folder(str(checkpoint) if checkpoint else cfg.model),
+            gpu_memory_utilization=cfg.vllm_gpu_memory,
+            seed=cfg.seed,
+            dtype=cfg.dtype,
+        )
     elif cfg.backend != "transformers":
         raise ConfigError(f"RLConfig.backend must be transformers or vllm, got {cfg.backend!r}")
     summary: dict = {}
-    with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool, JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink, \
-            JsonlAppender(out / "rl_episodes.jsonl") as episodes_sink, \
-            Progress(disable=not progress) as bar, SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board, \
-            Heartbeat(out, "rl") as beat:
+    with (
+        EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool,
+        JsonlAppender(out / "rl_metrics.jsonl") as metrics_sink,
+        JsonlAppender(out / "rl_episodes.jsonl") as episodes_sink,
+        Progress(disable=not progress) as bar,
+        SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1) as board,
+        Heartbeat(out, "rl") as beat,
+    ):
         job = bar.add_task("GRPO", total=n_steps, completed=start_step)
         # an update of long episodes can take most of a step on CPU: show it, not a frozen bar
         update_job = bar.add_task("update", total=None, visible=False)
@@ -411,8 +441,16 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             tasks = sampler.tasks_for_step(step)
             model.eval()
             with precision:
-                episodes = rollout(model, tokenizer, pool, cfg.env, [t for t in tasks for _ in range(cfg.group_size)],
-                                   sampling, seed=cfg.seed * 1_000_003 + step, engine=engine)
+                episodes = rollout(
+                    model,
+                    tokenizer,
+                    pool,
+                    cfg.env,
+                    [t for t in tasks for _ in range(cfg.group_size)],
+                    sampling,
+                    seed=cfg.seed * 1_000_003 + step,
+                    engine=engine,
+                )
             rollout_seconds = time.perf_counter() - started
             for episode in episodes:  # the transcripts, to read what the policy did at each step
                 episodes_sink.write({"step": step + 1, **episode.to_dict()})
@@ -420,16 +458,23 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
             bar.reset(update_job, visible=False)  # this step's update: its own clock and count
             with precision:
                 metrics = update_policy(
-                    model, reference, optimizer, episodes, cfg, tokenizer.pad_token_id,
+                    model,
+                    reference,
+                    optimizer,
+                    episodes,
+                    cfg,
+                    tokenizer.pad_token_id,
                     on_batch=lambda done, total: (
                         beat(step=f"step {step + 1} of {n_steps}, update micro-batch {done} of {total}"),
-                        bar.update(update_job, completed=done, total=total, visible=True,
-                                   description=f"step {step + 1} update (micro-batches)")))
+                        bar.update(
+                            update_job, completed=done, total=total, visible=True, description=f"step {step + 1} update (micro-batches)"
+                        ),
+                    ),
+                )
             bar.update(update_job, visible=False)
             if engine is not None and not metrics["skipped_update"]:
                 engine.load_weights(model)
-            metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds,
-                           tasks=sorted(set(tasks)))
+            metrics.update(step=step + 1, seconds=time.perf_counter() - started, rollout_seconds=rollout_seconds, tasks=sorted(set(tasks)))
             metrics_sink.write(metrics)
             plot_rl(read_jsonl_prefix(out / "rl_metrics.jsonl"), out / "rl_curve.png")  # a killed run keeps its curve
             for key, value in metrics.items():
@@ -447,16 +492,19 @@ def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     return {**summary, "start_step": start_step, "final": str(final), "model": name}
 
 
-def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLConfig, pad_id: int,
-                  on_batch=None) -> dict:
+def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLConfig, pad_id: int, on_batch=None) -> dict:
     """One GRPO update on a step's episodes; `on_batch(done, total)` after each micro-batch."""
     samples, returns = build_samples(episodes, cfg)
     n_tokens = sum(s.n_generated for s in samples)
     stats = {
-        "reward": float(np.mean(returns)) if returns else 0.0, "env_reward": float(np.mean([e.reward for e in episodes])),
-        "success": float(np.mean([e.won for e in episodes])), "episode_length": float(np.mean([len(e.turns) for e in episodes])),
+        "reward": float(np.mean(returns)) if returns else 0.0,
+        "env_reward": float(np.mean([e.reward for e in episodes])),
+        "success": float(np.mean([e.won for e in episodes])),
+        "episode_length": float(np.mean([len(e.turns) for e in episodes])),
         "invalid_rate": float(np.mean([not t.valid for e in episodes for t in e.turns])) if n_tokens else 0.0,
-        "errors": sum(e.error is not None for e in episodes), "tokens_generated": n_tokens, "samples": len(samples),
+        "errors": sum(e.error is not None for e in episodes),
+        "tokens_generated": n_tokens,
+        "samples": len(samples),
         "prompt_tokens": sum(len(t.prompt_ids) for e in episodes for t in e.turns),
         "update_tokens": cfg.ppo_epochs * sum(len(s.ids) for s in samples),
     }
@@ -492,8 +540,18 @@ def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLC
                 logprobs, mask, entropy = response_logprobs(model, batch, cfg.temperature, pad_id)
                 old_logprobs = old[index] if old else logprobs.detach()
                 advantages = token_advantages(batch, logprobs.shape[1] + 1, logprobs.device)
-                loss, kl = grpo_loss(logprobs, old_logprobs, ref.get(index), advantages, mask, cfg.clip_eps, cfg.kl_coef,
-                                     max(mini_tokens, 1), entropy=entropy, entropy_coef=cfg.entropy_coef)
+                loss, kl = grpo_loss(
+                    logprobs,
+                    old_logprobs,
+                    ref.get(index),
+                    advantages,
+                    mask,
+                    cfg.clip_eps,
+                    cfg.kl_coef,
+                    max(mini_tokens, 1),
+                    entropy=entropy,
+                    entropy_coef=cfg.entropy_coef,
+                )
                 loss.backward()
                 index += 1
                 done += 1
@@ -509,5 +567,11 @@ def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLC
                 raise TrainingDiverged("non-finite gradient in the GRPO update; lower the lr or check the rewards")
             optimizer.step()
     model.eval()
-    return {**stats, "loss": loss_total, "kl": kl_total / n_tokens, "entropy": entropy_total / n_tokens,
-            "grad_norm": float(grad_norm), "skipped_update": False}
+    return {
+        **stats,
+        "loss": loss_total,
+        "kl": kl_total / n_tokens,
+        "entropy": entropy_total / n_tokens,
+        "grad_norm": float(grad_norm),
+        "skipped_update": False,
+    }

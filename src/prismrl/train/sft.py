@@ -165,9 +165,7 @@ def to_dataset(encoded: EncodedSet):
     """A pre-tokenized `datasets.Dataset` whose `labels` are the formatter's, verbatim."""
     import datasets
 
-    return datasets.Dataset.from_dict(
-        {"input_ids": [e.input_ids for e in encoded.encoded], "labels": [e.labels for e in encoded.encoded]}
-    )
+    return datasets.Dataset.from_dict({"input_ids": [e.input_ids for e in encoded.encoded], "labels": [e.labels for e in encoded.encoded]})
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,15 +364,22 @@ def score_labelled_positions_only(model) -> None:
 
     trl_forward = model.forward
     text_config = model.config.get_text_config()
-    scaled = any(getattr(text_config, name, None) is not None for name in
-                 ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling"))
+    scaled = any(
+        getattr(text_config, name, None) is not None
+        for name in ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+    )
 
     @functools.wraps(trl_forward)
     def forward(*args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
-        if (not fused_lm_head or scaled or shift_labels is not None or labels is None
-                or getattr(text_config, "output_router_logits", False)):
-            return trl_forward(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
-                               num_items_in_batch=num_items_in_batch, **kwargs)
+        if not fused_lm_head or scaled or shift_labels is not None or labels is None or getattr(text_config, "output_router_logits", False):
+            return trl_forward(
+                *args,
+                fused_lm_head=fused_lm_head,
+                labels=labels,
+                shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch,
+                **kwargs,
+            )
         kwargs["use_cache"] = False
         hidden = model.base_model(*args, **kwargs).last_hidden_state[:, :-1]
         labels = labels[:, 1:].to(hidden.device)
@@ -445,17 +450,16 @@ def train_sft(cfg: SFTTrainConfig, callbacks=()) -> dict[str, Any]:
 
     checkpoint = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
     if checkpoint and not cfg.resume:
-        raise OutputExists(
-            f"{out} already holds {Path(checkpoint).name}; pass resume=True to continue from it, or use a fresh out folder"
-        )
+        raise OutputExists(f"{out} already holds {Path(checkpoint).name}; pass resume=True to continue from it, or use a fresh out folder")
     if cfg.resume and checkpoint is None:
         log.info("resume requested but %s has no checkpoint; starting from the base model", out)
     with Heartbeat(out, "sft", enabled=main) as beat:
         return _train(cfg, out, checkpoint, beat, callbacks, started, rank, local_rank)
 
 
-def _train(cfg: SFTTrainConfig, out: Path, checkpoint: str | None, beat: Heartbeat, callbacks, started: float, rank: int,
-           local_rank: int) -> dict[str, Any]:
+def _train(
+    cfg: SFTTrainConfig, out: Path, checkpoint: str | None, beat: Heartbeat, callbacks, started: float, rank: int, local_rank: int
+) -> dict[str, Any]:
     main = rank == 0
     device = cfg.device
     if device is None and local_rank and torch.cuda.is_available():
@@ -516,8 +520,14 @@ def _train(cfg: SFTTrainConfig, out: Path, checkpoint: str | None, beat: Heartbe
     eval_after = eval_loss(trainer.model)  # every process: a sharded model's forward is collective
     final, adapter = _save_final(trainer, cfg, out)
     if not main:
-        return {"steps": trainer.state.global_step, "train_loss": None, "eval_loss_before": eval_before,
-                "eval_loss_after": eval_after, "final_model": str(final), "rank": rank}
+        return {
+            "steps": trainer.state.global_step,
+            "train_loss": None,
+            "eval_loss_before": eval_before,
+            "eval_loss_after": eval_after,
+            "final_model": str(final),
+            "rank": rank,
+        }
 
     losses = [r["loss"] for r in read_jsonl_prefix(metrics_path) if "loss" in r]
     with JsonlAppender(metrics_path) as appender:

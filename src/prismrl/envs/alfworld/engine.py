@@ -42,8 +42,9 @@ _GOAL_MARK = "Your task is to: "
 class AlfWorldEnv:
     name = "alfworld"
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, expert: str | None = "planner",
-                 max_steps: int = 50, cache_size: int = 8) -> None:
+    def __init__(
+        self, data_dir: str | os.PathLike | None = None, expert: str | None = "planner", max_steps: int = 50, cache_size: int = 8
+    ) -> None:
         """`data_dir` holds json_2.1.1/ (or is it); default: $ALFWORLD_DATA.
 
         `expert` is alfworld's "planner" (Fast Downward, shortest plans) or "handcoded" (a rule
@@ -60,7 +61,7 @@ class AlfWorldEnv:
         self.max_steps = max_steps
         self._cache_size = cache_size
         self._tasks: dict[str, list[str]] = {}
-        self._games: OrderedDict[str, Any] = OrderedDict()   # game file -> registered gym env
+        self._games: OrderedDict[str, Any] = OrderedDict()  # game file -> registered gym env
         self._env = None
         self._random: PrivateRandom | None = None
         self._task_id: str | None = None
@@ -86,7 +87,7 @@ class AlfWorldEnv:
         self._random = PrivateRandom(zlib.crc32(task_id.encode()))
         with self._random.active():
             obs, raw = self._env.reset()
-        self._task_id, self._steps = task_id, 0   # before _public_info, which reads them
+        self._task_id, self._steps = task_id, 0  # before _public_info, which reads them
         self._goal = obs.split(_GOAL_MARK, 1)[1].strip().rstrip(".") if _GOAL_MARK in obs else ""
         self._info = self._public_info(raw)
         return obs, dict(self._info)
@@ -109,8 +110,7 @@ class AlfWorldEnv:
         plan = self._info.get("expert_plan") or []
         # an empty plan means the goal is reached or the planner finds none from here
         action = plan[0] if plan else "look"
-        thought = expert_thought(action, self._goal, first=self._steps == 0,
-                                 next_action=plan[1] if len(plan) > 1 else None)
+        thought = expert_thought(action, self._goal, first=self._steps == 0, next_action=plan[1] if len(plan) > 1 else None)
         return thought, action
 
     def close(self) -> None:
@@ -125,8 +125,7 @@ class AlfWorldEnv:
         if gamefile in self._games:
             self._games.move_to_end(gamefile)
             return self._games[gamefile]
-        env_id = textworld.gym.register_game(gamefile, request_infos(), max_episode_steps=self.max_steps,
-                                             wrappers=wrappers(self.expert))
+        env_id = textworld.gym.register_game(gamefile, request_infos(), max_episode_steps=self.max_steps, wrappers=wrappers(self.expert))
         self._games[gamefile] = env = textworld.gym.make(env_id)
         # textworld's registry is global and would keep every game's wrapper stack alive
         textworld.gym.registry.pop(env_id, None)
@@ -137,7 +136,7 @@ class AlfWorldEnv:
     def _public_info(self, raw: dict[str, Any]) -> dict[str, Any]:
         return {
             "won": bool(raw["won"]),
-            "task_type": self._task_id.split("/")[1].split("-", 1)[0],   # the folder name starts with it
+            "task_type": self._task_id.split("/")[1].split("-", 1)[0],  # the folder name starts with it
             "admissible": list(raw["admissible_commands"]),
             "expert_plan": list(raw.get("extra.expert_plan") or []),
             "goal": self._goal,

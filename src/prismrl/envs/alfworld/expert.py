@@ -120,7 +120,7 @@ def expert_thought(action: str, goal: str = "", first: bool = False, next_action
     """
     thought = None
     if next_action and action.startswith("go to "):
-        thought = _fill(_GOTO_THOUGHTS, next_action, dest=action[len("go to "):].strip())
+        thought = _fill(_GOTO_THOUGHTS, next_action, dest=action[len("go to ") :].strip())
     thought = thought or _fill(_VERB_THOUGHTS, action) or "I look around to see where I am."
     if first and goal:
         thought = f"My task is to {goal}. {thought}"

@@ -80,7 +80,9 @@ LAYOUTS = Path(C.__file__).parent / "layouts"
 STATIC_RECEPTACLES = frozenset(C.RECEPTACLES - C.MOVABLE_RECEPTACLES_SET)
 # A type is portable when some receptacle can hold it; sliced variants only exist after slicing.
 PORTABLE = frozenset(
-    t for held in C.VAL_RECEPTACLE_OBJECTS.values() for t in held
+    t
+    for held in C.VAL_RECEPTACLE_OBJECTS.values()
+    for t in held
     if t in C.OBJECTS and t not in STATIC_RECEPTACLES and not t.endswith("Sliced")
 )
 LAMPS = ("DeskLamp", "FloorLamp")
@@ -117,9 +119,9 @@ HORIZONS = (-30, 0, 30, 60)
 class Scene:
     num: int
     room: str
-    types: frozenset[str]              # every object / receptacle type the floor plan has
+    types: frozenset[str]  # every object / receptacle type the floor plan has
     receptacles: tuple[tuple[str, tuple], ...]  # (THOR id, view point) from -openable.json
-    floor: np.ndarray                  # navigable (x, z) points in metres
+    floor: np.ndarray  # navigable (x, z) points in metres
 
     @property
     def receptacle_types(self) -> frozenset[str]:
@@ -138,10 +140,7 @@ def load_scene(num: int) -> Scene:
     stem = LAYOUTS / f"FloorPlan{num}"
     types = frozenset(json.loads(Path(f"{stem}-objects.json").read_text()))
     openable = json.loads(Path(f"{stem}-openable.json").read_text())
-    receptacles = tuple(
-        (rid, tuple(point)) for rid, point in sorted(openable.items())
-        if _type_of(rid) in STATIC_RECEPTACLES
-    )
+    receptacles = tuple((rid, tuple(point)) for rid, point in sorted(openable.items()) if _type_of(rid) in STATIC_RECEPTACLES)
     room = next(name for name, nums in C.SCENE_TYPE.items() if num in nums)
     return Scene(num, room, types, receptacles, np.load(f"{stem}-layout.npy"))
 
@@ -153,8 +152,8 @@ def load_scene(num: int) -> Scene:
 class Task:
     task_type: str
     obj: str
-    recep: str = ""    # goal receptacle type ("" for look_at_obj_in_light)
-    toggle: str = ""   # lamp type (look_at_obj_in_light only)
+    recep: str = ""  # goal receptacle type ("" for look_at_obj_in_light)
+    toggle: str = ""  # lamp type (look_at_obj_in_light only)
 
 
 def candidate_tasks(scene: Scene, task_type: str) -> list[Task]:
@@ -168,8 +167,7 @@ def candidate_tasks(scene: Scene, task_type: str) -> list[Task]:
         return []
     if task_type == "look_at_obj_in_light":
         lamps = [lamp for lamp in LAMPS if lamp in scene.types and _lamp_host(lamp, receps)]
-        return [Task(task_type, obj, toggle=lamp) for lamp in lamps for obj in portable
-                if _start_receptacles(obj, receps, forbidden=())]
+        return [Task(task_type, obj, toggle=lamp) for lamp in lamps for obj in portable if _start_receptacles(obj, receps, forbidden=())]
     if task_type in PROPERTY:
         portable = [o for o in portable if o in C.VAL_ACTION_OBJECTS[PROPERTY[task_type]]]
     tasks = []
@@ -202,9 +200,9 @@ def eligible_scenes(split: str, task_type: str) -> tuple[int, ...]:
 
 @dataclass
 class Receptacle:
-    id: str           # THOR-style id: "Type|x|y|z" (basins: "Sink|x|y|z|SinkBasin")
+    id: str  # THOR-style id: "Type|x|y|z" (basins: "Sink|x|y|z|SinkBasin")
     type: str
-    loc: tuple[int, int, int, int]   # grid x, grid z, rotation / 90, camera horizon
+    loc: tuple[int, int, int, int]  # grid x, grid z, rotation / 90, camera horizon
 
 
 @dataclass
@@ -235,8 +233,13 @@ class Game:
 
     @property
     def pddl_params(self) -> dict[str, Any]:
-        return {"object_target": self.task.obj, "parent_target": self.task.recep,
-                "toggle_target": self.task.toggle, "mrecep_target": "", "object_sliced": False}
+        return {
+            "object_target": self.task.obj,
+            "parent_target": self.task.recep,
+            "toggle_target": self.task.toggle,
+            "mrecep_target": "",
+            "object_sliced": False,
+        }
 
 
 def _grid(x_m: float, z_m: float) -> tuple[int, int]:
@@ -255,12 +258,14 @@ def _receptacles(scene: Scene, rng: random.Random) -> list[Receptacle]:
     by_type: dict[str, list] = {}
     for rid, point in scene.receptacles:
         by_type.setdefault(_type_of(rid), []).append((rid, point))
-    listed = [entry for entries in by_type.values()
-              for entry in (entries if len(entries) <= MAX_PER_RECEPTACLE_TYPE
-                            else rng.sample(entries, MAX_PER_RECEPTACLE_TYPE))]
+    listed = [
+        entry
+        for entries in by_type.values()
+        for entry in (entries if len(entries) <= MAX_PER_RECEPTACLE_TYPE else rng.sample(entries, MAX_PER_RECEPTACLE_TYPE))
+    ]
     for rid, (x, z, rotation, horizon) in sorted(listed):
         loc = (*_grid(x, z), int(rotation) // 90 % 4, int(horizon))
-        while loc in used:   # two listed receptacles viewed from one point: nudge the horizon
+        while loc in used:  # two listed receptacles viewed from one point: nudge the horizon
             loc = (*loc[:3], loc[3] + 15)
         used.add(loc)
         out.append(Receptacle(rid, _type_of(rid), loc))
@@ -268,8 +273,7 @@ def _receptacles(scene: Scene, rng: random.Random) -> list[Receptacle]:
         for _ in range(rng.randint(1, SYNTHETIC_COUNT.get(rtype, 1))):
             loc = _free_loc(scene, rng, used)
             x, z = loc[0] * C.AGENT_STEP_SIZE, loc[1] * C.AGENT_STEP_SIZE
-            out.append(Receptacle(_thor_id(rtype, x + rng.uniform(-0.5, 0.5), rng.uniform(0, 1.2),
-                                           z + rng.uniform(-0.5, 0.5)), rtype, loc))
+            out.append(Receptacle(_thor_id(rtype, x + rng.uniform(-0.5, 0.5), rng.uniform(0, 1.2), z + rng.uniform(-0.5, 0.5)), rtype, loc))
     return out
 
 
@@ -290,7 +294,7 @@ def _items(scene: Scene, task: Task, receptacles: list[Receptacle], rng: random.
 
     def place(type_: str, hosts: list[Receptacle]) -> Item:
         recep = rng.choice(hosts)
-        while True:   # a THOR-like id near the receptacle; ids must be unique
+        while True:  # a THOR-like id near the receptacle; ids must be unique
             x, z = recep.loc[0] * C.AGENT_STEP_SIZE, recep.loc[1] * C.AGENT_STEP_SIZE
             item_id = _thor_id(type_, x + rng.uniform(-1, 1), rng.uniform(0, 2), z + rng.uniform(-1, 1))
             if item_id not in ids:
@@ -345,10 +349,14 @@ def problem_pddl(game: Game) -> str:
     otypes = sorted(C.OBJECTS_SET - STATIC_RECEPTACLES)
     rtypes = sorted(STATIC_RECEPTACLES)
     locations = sorted({_loc(r.loc) for r in game.receptacles} | {_loc(game.agent_loc)})
-    objects = (["agent1 - agent"] + [f"{t}Type - otype" for t in otypes] + [f"{t}Type - rtype" for t in rtypes]
-               + [f"{_pddl(i.id)} - object" for i in game.items]
-               + [f"{_pddl(r.id)} - receptacle" for r in game.receptacles]
-               + [f"{loc} - location" for loc in locations])
+    objects = (
+        ["agent1 - agent"]
+        + [f"{t}Type - otype" for t in otypes]
+        + [f"{t}Type - rtype" for t in rtypes]
+        + [f"{_pddl(i.id)} - object" for i in game.items]
+        + [f"{_pddl(r.id)} - receptacle" for r in game.receptacles]
+        + [f"{loc} - location" for loc in locations]
+    )
 
     init = [f"(atLocation agent1 {_loc(game.agent_loc)})"]
     for r in game.receptacles:
@@ -358,16 +366,18 @@ def problem_pddl(game: Game) -> str:
             init.append(f"(openable {name})")
     for i in game.items:
         name = _pddl(i.id)
-        init += [f"(objectType {name} {i.type}Type)", f"(inReceptacle {name} {_pddl(i.recep.id)})",
-                 f"(objectAtLocation {name} {_loc(i.recep.loc)})"]
+        init += [
+            f"(objectType {name} {i.type}Type)",
+            f"(inReceptacle {name} {_pddl(i.recep.id)})",
+            f"(objectAtLocation {name} {_loc(i.recep.loc)})",
+        ]
         if i.type in LAMPS:
             init.append(f"(toggleable {name})")
             continue
         init.append(f"(pickupable {name})")
         if i.type in C.MOVABLE_RECEPTACLES_SET:
             init.append(f"(isReceptacleObject {name})")
-        for prop, fact in (("Cleanable", "cleanable"), ("Heatable", "heatable"),
-                           ("Coolable", "coolable"), ("Sliceable", "sliceable")):
+        for prop, fact in (("Cleanable", "cleanable"), ("Heatable", "heatable"), ("Coolable", "coolable"), ("Sliceable", "sliceable")):
             if i.type in C.VAL_ACTION_OBJECTS[prop]:
                 init.append(f"({fact} {name})")
     item_types = sorted({i.type for i in game.items})
@@ -377,8 +387,10 @@ def problem_pddl(game: Game) -> str:
     t = game.task
     goal = goal_library.gdict[t.task_type]["pddl"].format(obj=t.obj, recep=t.recep, toggle=t.toggle, mrecep="")
     sep = "\n        "
-    return (f"(define (problem plan_{game.trial})\n(:domain alfred)\n(:objects{sep}{sep.join(objects)}\n)\n"
-            f"(:init{sep}{sep.join(init)}\n)\n{_pddl(goal).strip()}\n")
+    return (
+        f"(define (problem plan_{game.trial})\n(:domain alfred)\n(:objects{sep}{sep.join(objects)}\n)\n"
+        f"(:init{sep}{sep.join(init)}\n)\n{_pddl(goal).strip()}\n"
+    )
 
 
 def traj_data(game: Game, split: str, index: int) -> dict[str, Any]:
@@ -386,10 +398,8 @@ def traj_data(game: Game, split: str, index: int) -> dict[str, Any]:
         "task_id": game.trial,
         "task_type": game.task.task_type,
         "pddl_params": game.pddl_params,
-        "scene": {"floor_plan": f"FloorPlan{game.scene.num}", "scene_num": game.scene.num,
-                  "random_seed": game.seed},
-        "procedural": {"generator": "ALFWorld-procedural", "version": GENERATOR_VERSION,
-                       "split": split, "index": index, "seed": game.seed},
+        "scene": {"floor_plan": f"FloorPlan{game.scene.num}", "scene_num": game.scene.num, "random_seed": game.seed},
+        "procedural": {"generator": "ALFWorld-procedural", "version": GENERATOR_VERSION, "split": split, "index": index, "seed": game.seed},
     }
 
 
@@ -403,8 +413,7 @@ def game_file(game: Game, traj: dict[str, Any]) -> dict[str, Any]:
     # alfworld picks the goal sentence with the global `random`; seed it so files are reproducible
     with isolated_random(game.seed):
         grammar = add_task_to_grammar(grammar, traj)
-    return {"pddl_domain": domain, "grammar": grammar, "pddl_problem": problem_pddl(game),
-            "solvable": None, "walkthrough": None}
+    return {"pddl_domain": domain, "grammar": grammar, "pddl_problem": problem_pddl(game), "solvable": None, "walkthrough": None}
 
 
 # ---------------------------------------------------------------- driver
@@ -416,9 +425,17 @@ def game_seed(split: str, seed: int, index: int, attempt: int) -> int:
     return int(digest[:9], 16)
 
 
-def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
-                   task_types: Iterable[str] | None = None, progress: bool = True,
-                   workers: int = 1, plan_timeout: float = 30.0, max_attempts: int = 25) -> dict[str, Any]:
+def generate_games(
+    split: str,
+    n: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    task_types: Iterable[str] | None = None,
+    progress: bool = True,
+    workers: int = 1,
+    plan_timeout: float = 30.0,
+    max_attempts: int = 25,
+) -> dict[str, Any]:
     """Write `n` planner-verified games of `split` under `out_dir`/json_2.1.1/`split`.
 
     Game i has task type task_types[i % len(task_types)]; its seed comes from (split, seed, i,
@@ -449,8 +466,7 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
     def one(index: int) -> dict[str, Any]:
         worker = pool.get()
         try:
-            outcome = _make_game(split, seed, index, types[index % len(types)], root, worker,
-                                 plan_timeout, max_attempts)
+            outcome = _make_game(split, seed, index, types[index % len(types)], root, worker, plan_timeout, max_attempts)
         finally:
             pool.put(worker)
         with counted:
@@ -465,10 +481,18 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
             pool.get().close()
 
     report: dict[str, Any] = {
-        "split": split, "requested": n, "generated": 0, "existing": 0, "failed": 0,
-        "discarded": 0, "discarded_unsolved": 0, "discarded_timeout": 0,
-        "by_type": {t: 0 for t in types}, "discarded_by_type": {t: 0 for t in types},
-        "seconds": round(time.monotonic() - start, 1), "task_ids": [],
+        "split": split,
+        "requested": n,
+        "generated": 0,
+        "existing": 0,
+        "failed": 0,
+        "discarded": 0,
+        "discarded_unsolved": 0,
+        "discarded_timeout": 0,
+        "by_type": {t: 0 for t in types},
+        "discarded_by_type": {t: 0 for t in types},
+        "seconds": round(time.monotonic() - start, 1),
+        "task_ids": [],
     }
     for outcome in outcomes:
         report[outcome["status"]] += 1
@@ -482,8 +506,9 @@ def generate_games(split: str, n: int, out_dir: str | Path, seed: int = 0,
     return report
 
 
-def _make_game(split: str, seed: int, index: int, task_type: str, root: Path, worker: PlannerWorker,
-               plan_timeout: float, max_attempts: int) -> dict[str, Any]:
+def _make_game(
+    split: str, seed: int, index: int, task_type: str, root: Path, worker: PlannerWorker, plan_timeout: float, max_attempts: int
+) -> dict[str, Any]:
     outcome = {"task_type": task_type, "status": "failed", "task_id": None, "unsolved": 0, "timeouts": 0}
     for attempt in range(max_attempts):
         game = sample_game(split, task_type, game_seed(split, seed, index, attempt))
@@ -493,8 +518,7 @@ def _make_game(split: str, seed: int, index: int, task_type: str, root: Path, wo
         if (final / "game.tw-pddl").exists():
             status = "existing"
         else:
-            result = discarded.read_text() if discarded.exists() else \
-                _write_verified(game, split, index, final, worker, plan_timeout)
+            result = discarded.read_text() if discarded.exists() else _write_verified(game, split, index, final, worker, plan_timeout)
             if result != "generated":
                 discarded.parent.mkdir(exist_ok=True)
                 discarded.write_text(result)
@@ -506,8 +530,7 @@ def _make_game(split: str, seed: int, index: int, task_type: str, root: Path, wo
     return outcome
 
 
-def _write_verified(game: Game, split: str, index: int, final: Path, worker: PlannerWorker,
-                    plan_timeout: float) -> str:
+def _write_verified(game: Game, split: str, index: int, final: Path, worker: PlannerWorker, plan_timeout: float) -> str:
     # Written to a scratch folder first: the engine (and the handcoded expert it loads with) read
     # traj_data.json next to game.tw-pddl, and a kept game appears in one rename, never half written.
     scratch = final.parent.parent / f".tmp-{game.trial}"
@@ -542,8 +565,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--plan-timeout", type=float, default=30.0, help="CPU seconds the planner may spend on one game")
     args = parser.parse_args(argv)
-    report = generate_games(args.split, args.n, args.out, args.seed, args.task_types,
-                            workers=args.workers, plan_timeout=args.plan_timeout)
+    report = generate_games(args.split, args.n, args.out, args.seed, args.task_types, workers=args.workers, plan_timeout=args.plan_timeout)
     report.pop("task_ids")
     print(json.dumps(report, indent=1))
 

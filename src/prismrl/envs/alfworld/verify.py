@@ -47,7 +47,7 @@ def planner_walkthrough(gamefile: str | Path, env=None, max_steps: int = MAX_PLA
         state = None if stepped is None else stepped[0]
     if state is None:
         return None
-    return commands or None   # won before any step: no task at all
+    return commands or None  # won before any step: no task at all
 
 
 def _in_planner(call, *args):
@@ -81,8 +81,9 @@ class PlannerWorker:
 
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._proc = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+        )
         # imports take seconds; they must not eat into the first game's time budget
         if self._proc.stdout.readline().strip() != "ready":
             self._stop()
@@ -99,7 +100,7 @@ class PlannerWorker:
             self._stop()
             return TIMED_OUT
         line = self._proc.stdout.readline()
-        if not line:   # the kernel stopped it (CPU budget) or it died (e.g. out of memory: unsolved)
+        if not line:  # the kernel stopped it (CPU budget) or it died (e.g. out of memory: unsolved)
             code = self._proc.wait()
             self._stop()
             return TIMED_OUT if code == -signal.SIGXCPU else None
@@ -113,7 +114,7 @@ class PlannerWorker:
 
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.stdin.close()   # end of input: the child returns
+            self._proc.stdin.close()  # end of input: the child returns
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -134,7 +135,7 @@ def _serve() -> None:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # SIGXCPU would otherwise dump a core file
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump a core file
     env = make_expert_env("planner")
     print("ready", file=out, flush=True)
     for line in sys.stdin:

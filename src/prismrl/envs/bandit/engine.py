@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from prismrl.errors import UnknownName
 
-ROOMS = ["a dusty hall", "a quiet library", "a cold cellar", "a bright kitchen", "a long corridor", "an old chapel", "a tiny attic", "a grand ballroom"]
+ROOMS = [
+    "a dusty hall",
+    "a quiet library",
+    "a cold cellar",
+    "a bright kitchen",
+    "a long corridor",
+    "an old chapel",
+    "a tiny attic",
+    "a grand ballroom",
+]
 
 
 class BanditEnv:

@@ -25,8 +25,13 @@ DEFAULT_PARAMS = {
 class TextWorldExpressEnv:
     name = "twx"
 
-    def __init__(self, games: tuple[str, ...] | list[str] = ("cookingworld", "twc", "coin"), game_params: dict[str, str] | None = None,
-                 max_steps: int = 50, tasks_per_split: int | None = None):
+    def __init__(
+        self,
+        games: tuple[str, ...] | list[str] = ("cookingworld", "twc", "coin"),
+        game_params: dict[str, str] | None = None,
+        max_steps: int = 50,
+        tasks_per_split: int | None = None,
+    ):
         if shutil.which("java") is None:
             raise SetupError("TextWorld-Express needs a Java runtime: apt-get install default-jre-headless")
         from textworld_express import TextWorldExpressEnv as Engine
@@ -46,7 +51,11 @@ class TextWorldExpressEnv:
         per_game = []
         for game in self.games:
             self._engine.load(gameName=game, gameParams=self.game_params.get(game, ""))
-            seeds = {"train": self._engine.getValidSeedsTrain, "dev": self._engine.getValidSeedsDev, "test": self._engine.getValidSeedsTest}[fold]()
+            seeds = {
+                "train": self._engine.getValidSeedsTrain,
+                "dev": self._engine.getValidSeedsDev,
+                "test": self._engine.getValidSeedsTest,
+            }[fold]()
             per_game.append([f"{game}-{fold}-{seed}" for seed in seeds[: self.tasks_per_split]])
         return [task for group in zip(*per_game) for task in group]
 
@@ -63,20 +72,28 @@ class TextWorldExpressEnv:
                 raise ValueError
             return game, fold, int(seed)
         except ValueError:
-            raise UnknownName(f"unknown twx task id {task_id!r}; expected <game>-<train|dev|test>-<seed> with game in {self.games}") from None
+            raise UnknownName(
+                f"unknown twx task id {task_id!r}; expected <game>-<train|dev|test>-<seed> with game in {self.games}"
+            ) from None
 
     def reset(self, task_id: str) -> tuple[str, dict[str, Any]]:
         game, fold, seed = self._parse(task_id)
-        observation, info = self._engine.reset(seed=seed, gameFold=fold, gameName=game,
-                                               gameParams=self.game_params.get(game, ""), generateGoldPath=True)
+        observation, info = self._engine.reset(
+            seed=seed, gameFold=fold, gameName=game, gameParams=self.game_params.get(game, ""), generateGoldPath=True
+        )
         self._gold = list(self._engine.getGoldActionSequence())
         self._steps = 0
         self._game = game
         return f"{info['taskDescription']}\n\n{observation.strip()}", self._info(info)
 
     def _info(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {"won": bool(raw["tasksuccess"]), "lost": bool(raw["taskfailure"]), "score": raw["score"],
-                "task_type": self._game, "admissible": list(raw.get("validActions", []))}
+        return {
+            "won": bool(raw["tasksuccess"]),
+            "lost": bool(raw["taskfailure"]),
+            "score": raw["score"],
+            "task_type": self._game,
+            "admissible": list(raw.get("validActions", [])),
+        }
 
     def step(self, action: str):
         observation, _, done, raw = self._engine.step(action.strip())

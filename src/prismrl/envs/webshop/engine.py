@@ -51,10 +51,15 @@ _ACTION = re.compile(r"^\s*(\w+)\s*\[(.*)\]\s*$", re.DOTALL)
 # synthetic goals, test = goals 0-499, train the rest. The WebShop paper: the full product file
 # with the human instructions, test 0-499, dev 500-1499, train 1500+.
 PRESETS = {
-    "verl-agent": dict(files={"products": "items_shuffle_1000.json", "attributes": "items_ins_v2_1000.json"},
-                       human_goals=False, n_test=500, n_dev=0),
-    "paper": dict(files={"products": "items_shuffle.json", "attributes": "items_ins_v2.json", "human": "items_human_ins.json"},
-                  human_goals=True, n_test=500, n_dev=1000),
+    "verl-agent": dict(
+        files={"products": "items_shuffle_1000.json", "attributes": "items_ins_v2_1000.json"}, human_goals=False, n_test=500, n_dev=0
+    ),
+    "paper": dict(
+        files={"products": "items_shuffle.json", "attributes": "items_ins_v2.json", "human": "items_human_ins.json"},
+        human_goals=True,
+        n_test=500,
+        n_dev=1000,
+    ),
 }
 
 
@@ -282,8 +287,7 @@ class WebShopEnv:
             parts = [*instruction, "Back to Search", "< Prev"]
             for group, values in product["options"].items():
                 parts += [group, *values]
-            parts += [product["Title"], f"Price: {product['Price']}", f"Rating: {product['Rating']}",
-                      *SUB_PAGES, "Buy Now"]
+            parts += [product["Title"], f"Price: {product['Price']}", f"Rating: {product['Rating']}", *SUB_PAGES, "Buy Now"]
         elif s.page == "sub":
             parts = [*instruction, "Back to Search", "< Prev", *self._sub_page_text()]
         else:

@@ -53,7 +53,7 @@ def option_clause(goal_options: dict[str, str]) -> str:
 
 
 def describe(query: str, attributes: list[str], rng: random.Random) -> str:
-    """"i need a paraben free, cruelty free shampoo for dry hair": modifiers before the query,
+    """ "i need a paraben free, cruelty free shampoo for dry hair": modifiers before the query,
     "for ..."/"with ..." attributes after it."""
     lead = [a for a in attributes if not a.startswith(("for ", "with "))]
     tail = [a for a in attributes if a.startswith(("for ", "with "))]
@@ -101,9 +101,7 @@ def synthetic_goals(products: list[Product], prices: dict[str, float], n_goals: 
     return goals
 
 
-def original_goals(
-    products: list[Product], prices: dict[str, float], human_goals: bool = True, seed: int = 0
-) -> list[Goal]:
+def original_goals(products: list[Product], prices: dict[str, float], human_goals: bool = True, seed: int = 0) -> list[Goal]:
     """Goals from the original files' instructions (see catalog.load_original_products).
 
     human_goals=True: every human-written instruction with at least one attribute (the original
