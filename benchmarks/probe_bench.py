@@ -80,9 +80,9 @@ def worker(args) -> None:
     import torch
 
     from prismrl.models import load_model
-    from prismrl.probe.batched import BatchedProbe, plan_batches
-    from prismrl.probe.probe import GradientProbe
-    from prismrl.probe.units import UnitGroup
+    from prismrl.prism.batched import BatchedProbe, plan_batches
+    from prismrl.prism.probe import GradientProbe
+    from prismrl.prism.units import UnitGroup
 
     torch.set_num_threads(args.threads)
     pairs = [tuple(p) for p in json.loads(Path(args.pairs).read_text())]

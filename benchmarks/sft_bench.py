@@ -65,7 +65,7 @@ def _pairs(model_name: str, data: Path, n: int, max_length: int):
 
 def probe_worker(args, pairs) -> dict:
     from prismrl.models import load_model
-    from prismrl.probe.batched import BatchedProbe
+    from prismrl.prism.batched import BatchedProbe
 
     model = load_model(args.model, "float32", "cpu")[0]
     probe = BatchedProbe(model)

@@ -192,7 +192,7 @@ def test_help_shows_whole_option_names_real_defaults_and_no_bool_metavars():
     assert "--gradient-checkpointing / --no-gradient-checkpointing" in text
     assert "<bool>" not in text and "…" not in text
     assert f"(default {DEFAULT_MAX_LENGTH})" in text and "(default 0.5" in text and "prism (default)" in text
-    assert "--device DEVICE cpu, cuda" in text and "--dtype DTYPE weights: float32" in text
+    assert "--device DEVICE cpu, cuda" in text and "--dtype DTYPE compute precision: float32" in text
     probe_help = " ".join(runner.invoke(app, ["probe", "--help"]).output.split())
     assert "--trust-remote-code run the model repository's own Python code" in probe_help
     rl_help = " ".join(runner.invoke(app, ["rl", "--help"]).output.split())
@@ -227,7 +227,7 @@ def test_progress_in_a_log_is_plain_lines_with_eta():
 def test_score_bins_put_an_edge_on_the_threshold():
     import numpy as np
 
-    from prismrl.report.split import score_bins
+    from prismrl.prism.report import score_bins
 
     values = list(np.random.default_rng(0).normal(size=37))
     threshold = float(np.median(values))
@@ -246,7 +246,7 @@ def test_demo_n_is_checked_first_and_writes_no_input_copy(tmp_path):
     from dataclasses import replace
 
     from prismrl.data.demo import demo_config
-    from prismrl.pipeline import probe_and_route
+    from prismrl.pipeline.stages import probe_and_route
 
     out = tmp_path / "demo"
     # the tiny test tokenizer spells text out byte by byte: the demo's 512 tokens hold no whole turn
@@ -258,8 +258,8 @@ def test_demo_n_is_checked_first_and_writes_no_input_copy(tmp_path):
 
 
 def test_a_users_mistake_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
-    from prismrl import pipeline
     from prismrl.errors import PrismError
+    from prismrl.pipeline import stages
 
     broken = tmp_path / "run.yaml"
     broken.write_text("method: sft-all\nsft: {lr: 1.0e-4\n")
@@ -274,7 +274,7 @@ def test_a_users_mistake_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, mon
     def bug(cfg):
         raise ValueError("an internal invariant broke")
 
-    monkeypatch.setattr(pipeline, "probe_and_route", bug)
+    monkeypatch.setattr(stages, "probe_and_route", bug)
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--model", "tiny"])
     assert isinstance(result.exception, ValueError) and not isinstance(result.exception, PrismError)
     assert result.exit_code == 1 and "error:" not in result.output

@@ -35,7 +35,7 @@ def test_changing_an_observation_does_not_move_the_loss(tiny):
 def test_changing_an_assistant_token_changes_the_loss(tiny):
     import torch
 
-    from prismrl.probe.probe import sft_loss
+    from prismrl.prism.probe import sft_loss
 
     model, tokenizer = tiny
     trajectory = make_trajectory(3, turns=2)

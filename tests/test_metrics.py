@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from prismrl.probe import metrics
+from prismrl.prism import score as metrics
 
 
 def brute_force_gini(g):

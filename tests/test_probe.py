@@ -6,8 +6,9 @@ from conftest import make_trajectory
 
 from prismrl.data.format import encode
 from prismrl.fileio import read_jsonl_prefix
-from prismrl.probe.probe import GradientProbe, ProbeMismatch, run_probe, sft_loss
-from prismrl.probe.units import NoUnitsFound, find_units
+from prismrl.prism.probe import GradientProbe, sft_loss
+from prismrl.prism.runner import ProbeMismatch, run_probe
+from prismrl.prism.units import NoUnitsFound, find_units
 
 
 def reference_norms(model, groups, input_ids, labels):

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from prismrl.cli import app
 from prismrl.data.format import encode
 from prismrl.fileio import read_jsonl_prefix
-from prismrl.probe.batched import BatchedProbe, plan_batches
-from prismrl.probe.probe import GradientProbe, run_probe
+from prismrl.prism.batched import BatchedProbe, plan_batches
+from prismrl.prism.probe import GradientProbe
+from prismrl.prism.runner import run_probe
 
 
 def varied(n=8, seed=0):

@@ -13,7 +13,7 @@ def test_probe_builtin_model_on_shipped_trajectories(tmp_path):
     from importlib.resources import files
 
     from prismrl.models import load_model
-    from prismrl.probe.probe import run_probe
+    from prismrl.prism.runner import run_probe
 
     import os
 

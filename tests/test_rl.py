@@ -11,7 +11,7 @@ from prismrl.envs import make
 from prismrl.envs.bandit.prompt import SYSTEM_PROMPT
 from prismrl.evaluate import EvalConfig, evaluate
 from prismrl.models import load_model
-from prismrl.probe.probe import sft_loss
+from prismrl.prism.probe import sft_loss
 from prismrl.train.rl import RLConfig, train_rl
 
 TASKS = [f"bandit-{i}" for i in range(8)]

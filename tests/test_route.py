@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from prismrl.route import ROUTERS, route, split_by_score
+from prismrl.prism.route import ROUTERS, route, split_by_score
 
 
 def _records(n, seed=0):
@@ -69,7 +69,7 @@ def test_bad_arguments():
 
 
 def test_pass_rate_ties_are_broken_by_a_seeded_draw_not_by_id():
-    from prismrl.route import split_by_score
+    from prismrl.prism.route import split_by_score
 
     # ALFWorld-like ids grouped by task type, all with the same pass rate.
     scores = {f"{kind}-{n}": 0.0 for kind in ("clean", "heat", "pick") for n in range(10)}
@@ -82,7 +82,7 @@ def test_pass_rate_ties_are_broken_by_a_seeded_draw_not_by_id():
 
 
 def test_nan_scores_are_excluded_with_a_reason():
-    from prismrl.route import route
+    from prismrl.prism.route import route
 
     records = [{"id": f"t{i}", "norms": [1.0 + i, 2.0, 3.0 * i + 0.5]} for i in range(6)]
     records += [{"id": "flat", "norms": [0.0, 0.0, 0.0]}]
@@ -95,7 +95,7 @@ def test_nan_scores_are_excluded_with_a_reason():
 
 @pytest.mark.parametrize("metric", ["gini", "kurtosis", "cv", "hoyer", "top10", "l2"])
 def test_inverse_exists_for_every_metric_and_mirrors_prism(metric):
-    from prismrl.route import route
+    from prismrl.prism.route import route
 
     records = [{"id": f"t{i}", "norms": [1.0 + i, 2.0 + (i * 7) % 5, 3.0 * i + 0.5, 1.0]} for i in range(8)]
     prism, inverse = route(records, "prism", metric), route(records, "inverse", metric)

@@ -12,7 +12,9 @@ from prismrl.cli import app
 from prismrl.config import build
 from prismrl.errors import ConfigWarning
 from prismrl.fileio import read_jsonl_prefix
-from prismrl.run import load_run_config, run
+from prismrl.pipeline.phase import Run
+from prismrl.pipeline.run import run
+from prismrl.pipeline.run_config import load_run_config
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "webshop.yaml"
 
@@ -189,8 +191,8 @@ def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch
     import contextlib
 
     import prismrl.rollout as rollouts
-    from prismrl import run as run_module
     from prismrl.envs import pool
+    from prismrl.pipeline import phases
 
     seen = []
 
@@ -212,7 +214,7 @@ def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch
         ],
     )
     config.pass_rate.pop("temperature", None)
-    rates = run_module._pass_rates(config, trajectory_file, tmp_path)
+    rates = json.loads(phases.pass_rates(Run(config, tmp_path), trajectory_file).read_text())
     assert rates and set(rates.values()) == {0.0}
     assert {(s.max_new_tokens, s.history_window, s.max_prompt_tokens, s.temperature) for s in seen} == {(17, 3, 333, 0.7)}
 
@@ -220,7 +222,8 @@ def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch
 def test_rl_and_evaluation_share_one_agent_context(tmp_path, monkeypatch):
     """Set once in `agent:`, the context reaches RL and evaluation alike (issue 12: the paper configs
     evaluated with another window and prompt budget than RL trained with)."""
-    from prismrl import evaluate as evaluate_module, run as run_module
+    from prismrl import evaluate as evaluate_module
+    from prismrl.pipeline import phases
     from prismrl.train import rl as rl_module
 
     seen = {}
@@ -229,8 +232,9 @@ def test_rl_and_evaluation_share_one_agent_context(tmp_path, monkeypatch):
         evaluate_module, "evaluate", lambda cfg, progress=True: seen.setdefault("eval", cfg) and {"prompt_tokens": 0, "generated_tokens": 0}
     )
     config = load_run_config(TINY, ["model=tiny", "agent.history_window=2", "agent.max_prompt_tokens=777", "agent.kv_cache=true"])
-    run_module._rl(config, run_module.METHODS["rl-all"], "tiny", ["0"], tmp_path)
-    run_module._evaluate(config, "tiny", tmp_path)
+    job = Run(config, tmp_path)
+    phases.rl(job, "tiny", ["0"])
+    phases.evaluate(job, "tiny", split="test")
     context = lambda c: (c.max_new_tokens, c.max_turns, c.history_window, c.max_prompt_tokens, c.kv_cache)  # noqa: E731
     assert context(seen["rl"]) == context(seen["eval"]) == (16, 3, 2, 777, True)
 
@@ -247,18 +251,58 @@ def test_the_agent_context_is_set_only_once(override):
 def test_routers_without_a_probe_leave_out_what_the_probe_would_flag(tmp_path, monkeypatch, trajectories, router):
     from conftest import write_jsonl
 
-    from prismrl import run as run_module
-    from prismrl.run import METHODS
+    from prismrl.fileio import atomic_write_json
+    from prismrl.pipeline import phases
 
     long = trajectories[0].to_dict() | {"id": "long"}
     long["messages"] = [dict(m, content=m["content"] * 40) for m in long["messages"]]
     expert = write_jsonl(tmp_path / "expert.jsonl", [t.to_dict() for t in trajectories] + [long])
-    monkeypatch.setattr(run_module, "_pass_rates", lambda cfg, expert, out: {t.task_id: 0.5 for t in trajectories})
-    config = load_run_config(TINY, ["model=tiny", "probe.max_length=200"])
-    route_dir = run_module._route(config, METHODS[router], expert, tmp_path)
+
+    def fake_pass_rates(job, expert):
+        atomic_write_json(tmp_path / "rates.json", {t.task_id: 0.5 for t in trajectories})
+        return tmp_path / "rates.json"
+
+    monkeypatch.setattr(phases, "pass_rates", fake_pass_rates)
+    config = load_run_config(TINY, ["model=tiny", "probe.max_length=200", f"method={router}"])
+    route_dir = phases.plain_route(Run(config, tmp_path), expert)
     split = json.loads((route_dir / "split.json").read_text())
     assert "long" in split["excluded"] and "long" not in split["ids_sft"] + split["ids_rl"]
     assert len(split["ids_sft"]) + len(split["ids_rl"]) == len(trajectories)
+
+
+def test_a_phase_runs_once_records_its_cost_and_is_skipped_when_done(tmp_path):
+    """The one phase contract (pipeline/phase.py): output in the run folder, skipped once its
+    done-marker exists, one ledger record per time it runs, notes from its keyword arguments."""
+    from prismrl.ledger import LEDGER_FILE
+    from prismrl.pipeline.phase import phase
+
+    calls = []
+
+    @phase("eval", output="eval/{split}/results.json", note="{split}")
+    def fake_eval(job, cost, model, *, split):
+        calls.append((model, split))
+        cost.add(forward=10, generated=2)
+        target = job.out / "eval" / split / "results.json"
+        target.parent.mkdir(parents=True)
+        target.write_text("{}")
+
+    job = Run(load_run_config(TINY, ["model=tiny"]), tmp_path)
+    assert fake_eval(job, "m", split="test") == tmp_path / "eval" / "test" / "results.json"
+    assert fake_eval(job, "m", split="test") == tmp_path / "eval" / "test" / "results.json"
+    assert calls == [("m", "test")]
+    (record,) = [json.loads(line) for line in (tmp_path / LEDGER_FILE).read_text().splitlines()]
+    assert (record["phase"], record["note"], record["forward_tokens"], record["generated_tokens"]) == ("eval", "test", 10, 2)
+    assert record["params"] == job.params > 0
+
+    @phase(None, output="data/expert.jsonl", done="data/generate_report.json")
+    def writes_only(job, cost):
+        calls.append(cost)
+        (job.out / "data").mkdir()
+        (job.out / "data" / "expert.jsonl").write_text("")  # not yet done: the report is the marker
+
+    with pytest.raises(FileExistsError):  # runs again (its marker is missing), and is not given a ledger line
+        writes_only(job), writes_only(job)
+    assert calls[-1] is None and len((tmp_path / LEDGER_FILE).read_text().splitlines()) == 1
 
 
 @pytest.mark.parametrize("path", sorted(TINY.parents[1].glob("paper/*.yaml")), ids=lambda p: p.name)

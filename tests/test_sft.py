@@ -12,7 +12,7 @@ from prismrl.data.format import IGNORE_INDEX, encode
 from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.data.schema import Trajectory
 from prismrl.models import load_model
-from prismrl.probe.probe import sft_loss
+from prismrl.prism.probe import sft_loss
 from prismrl.train.sft import (
     SFTTrainConfig,
     build_trainer,

@@ -46,7 +46,9 @@ CheckpointOpt = typer.Option(
     help="probe: recompute layers in the backward to fit long contexts (default off)",
 )
 DtypeOpt = typer.Option(
-    None, metavar="DTYPE", help="weights: float32 (default; CPU), bfloat16, float16 or auto (bfloat16 on a GPU that has it)"
+    None,
+    metavar="DTYPE",
+    help="compute precision: float32 (default; CPU), bfloat16, float16 or auto (bfloat16 on a GPU that has it); training keeps float32 weights and autocasts",
 )
 DeviceOpt = typer.Option(None, metavar="DEVICE", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 RemoteCodeOpt = typer.Option(
@@ -100,7 +102,7 @@ def probe(
     """Stage I: per-unit gradient norms of each trajectory's SFT loss → probe.jsonl.
     Runs across processes under `torchrun --nproc_per_node N -m prismrl.cli probe ...` (or accelerate launch)."""
     use_threads(threads)
-    from prismrl import pipeline
+    from prismrl.pipeline import stages
     from prismrl.launch import launched_rank
 
     try:
@@ -118,7 +120,7 @@ def probe(
             batch_tokens=batch_tokens,
             gradient_checkpointing=gradient_checkpointing,
         )
-        summary, skipped = pipeline.probe(cfg)
+        summary, skipped = stages.probe(cfg)
     except USER_ERRORS as error:
         _fail(error)
     if launched_rank() != 0:  # under torchrun / accelerate: rank 0 reports for the run
@@ -149,8 +151,8 @@ def score(
 ):
     """Stage II: concentration metrics from probe.jsonl (no model needed) → scores.csv."""
     from prismrl.fileio import atomic_write_text
-    from prismrl.pipeline import read_probe
-    from prismrl.report.split import score_table
+    from prismrl.pipeline.stages import read_probe
+    from prismrl.prism.report import score_table
 
     try:
         records, meta = read_probe(probe_dir)
@@ -189,7 +191,7 @@ def route_cmd(
 ):
     """Stages I–III: probe, score and split into sft.jsonl / rl.jsonl with a report."""
     use_threads(threads)
-    from prismrl.pipeline import probe_and_route
+    from prismrl.pipeline.stages import probe_and_route
 
     try:
         probing = {
@@ -241,7 +243,7 @@ def demo(
     """Route the shipped expert trajectories with the built-in model and write the report."""
     use_threads(threads)
     from prismrl.data.demo import demo_config
-    from prismrl.pipeline import probe_and_route
+    from prismrl.pipeline.stages import probe_and_route
 
     try:
         result = probe_and_route(demo_config(out, model, n))
@@ -500,7 +502,8 @@ def run_cmd(
 ):
     """The whole pipeline for one method: data → probe → route → SFT → RL → eval, resumable."""
     use_threads(threads)
-    from prismrl.run import load_run_config, run
+    from prismrl.pipeline.run import run
+    from prismrl.pipeline.run_config import load_run_config
 
     try:
         summary = run(load_run_config(config, overrides or []), out)

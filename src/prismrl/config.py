@@ -25,7 +25,7 @@ class RouteConfig:
     out: str = ""  # run folder; every output goes here
     model: str = BUILTIN_DEFAULT
     max_length: int = DEFAULT_MAX_LENGTH  # uniform context length for the whole run (paper: per environment)
-    dtype: str = "float32"
+    dtype: str = "float32"  # compute precision; the probe loads the weights in it (models.resolve_dtype)
     device: str | None = None
     trust_remote_code: bool = False
     skip_invalid: bool = False

@@ -42,7 +42,7 @@ class EvalConfig:
     n_workers: int = 0
     seed: int = 0
     out: str = ""
-    dtype: str = "float32"
+    dtype: str = "float32"  # compute precision; evaluation loads the weights in it (models.resolve_dtype)
     device: str | None = None
 
 

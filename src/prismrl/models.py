@@ -152,6 +152,10 @@ def count_parameters(spec: str, trust_remote_code: bool = False) -> int:
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
+    """`dtype` has one meaning in every config and verb: the precision the model computes in.
+    Phases that only run the model (probe, evaluation, pass rate) load the weights in it; phases that
+    train (SFT, RL) keep float32 weights and optimizer state and compute under autocast in it on a GPU
+    (on CPU they compute in float32)."""
     if dtype == "auto":
         # bfloat16 is ~25x slower than float32 on the CPUs measured here (stack.md).
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32

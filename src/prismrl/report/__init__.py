@@ -1,1 +1,1 @@
-"""Reports: what a split looks like (split.py) and how runs compare (runs.py)."""
+"""How runs compare (runs.py); the split report is `prismrl.prism.report`."""

@@ -91,7 +91,7 @@ class RLConfig:
     # model and AdamW's state: 1.6 GB); None keeps all, resume needs only the latest
     save_total_limit: int | None = 3
     seed: int = 0
-    dtype: str = "float32"
+    dtype: str = "float32"  # compute precision (autocast on CUDA); weights stay float32 (models.resolve_dtype)
     device: str | None = None
 
 

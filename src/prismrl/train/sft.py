@@ -83,7 +83,7 @@ class SFTTrainConfig:
     save_steps: int = 100
     save_total_limit: int | None = 3  # older checkpoints are deleted; None keeps all (resume needs only the latest)
     seed: int = 0
-    dtype: str = "float32"  # compute precision (autocast) on CUDA; weights stay float32; CPU: always float32
+    dtype: str = "float32"  # compute precision (autocast on CUDA); weights stay float32; CPU: always float32 (models.resolve_dtype)
     device: str | None = None  # None: cuda when available, else cpu
     eval_data: str | None = None  # held-out trajectories → eval loss before/after
     eval_steps: int = 0  # > 0: also evaluate eval_data every eval_steps during training
@@ -186,7 +186,7 @@ def encoded_loss_sum(model, encoded: list[Encoded], pad_token_id: int, batch_siz
             labels = padded([e.labels for e in batch], IGNORE_INDEX)
             mask = attention_mask([e.n_tokens for e in batch])
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            # Same definition as prismrl.probe.probe.sft_loss, summed so batches weigh by tokens.
+            # Same definition as prismrl.prism.probe.sft_loss, summed so batches weigh by tokens.
             shifted = labels[:, 1:].to(device)
             total += F.cross_entropy(
                 logits[:, :-1].float().flatten(0, 1), shifted.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"

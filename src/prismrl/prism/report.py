@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from prismrl.fileio import atomic_savefig, atomic_write_text  # noqa: E402
-from prismrl.probe.metrics import METRICS, normalize  # noqa: E402
-from prismrl.probe.units import UNIT_ORDER  # noqa: E402
-from prismrl.route import Split, route  # noqa: E402
+from prismrl.prism.score import METRICS, normalize  # noqa: E402
+from prismrl.prism.units import UNIT_ORDER  # noqa: E402
+from prismrl.prism.route import Split, route  # noqa: E402
 
 COMPARED_ROUTERS = [("prism", "gini"), ("prism", "kurtosis"), ("prism", "cv"), ("magnitude", None), ("loss", None), ("length", None)]
 

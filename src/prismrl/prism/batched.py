@@ -50,7 +50,7 @@ from torch.utils.checkpoint import checkpoint
 from prismrl.data.format import IGNORE_INDEX
 from prismrl.errors import ConfigError
 from prismrl.padding import attention_mask, padded
-from prismrl.probe.units import find_units, frozen
+from prismrl.prism.units import find_units, frozen
 
 NORM_METHODS = ("auto", "einsum", "gram")
 

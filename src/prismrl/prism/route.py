@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from prismrl.errors import ConfigError, InputError
-from prismrl.probe.metrics import METRICS, normalize
+from prismrl.prism.score import METRICS, normalize
 
 ROUTERS = ("prism", "inverse", "random", "magnitude", "loss", "length")
 

@@ -1,10 +1,11 @@
-"""PRISM Stage I: one backward pass of the SFT loss per trajectory on the frozen base model,
-recording the Frobenius norm of the gradient of every projection matrix (paper §3.1).
+"""Stage I over a file: `run_probe` probes every trajectory into `probe.jsonl`, resuming where a
+previous run stopped and sharing the work among the processes of a torchrun / accelerate launch.
 
-Norms are taken in a post-accumulate-grad hook and the gradient is freed right there, so memory
-stays near one forward+backward. Only unit weights require grad, so no gradient is ever formed
-for embeddings, the LM head or norms. Results are appended to `probe.jsonl` one trajectory at a
-time (fsync'd); a rerun skips finished ids and gives the same file as an uninterrupted run.
+Each concern is one piece: `_resume` (what a previous run left, and whether this run may add to
+it), `_rank_batches` (which batches this process computes), `_WindowWriter` (records appended in
+input order, fsync'd, so an interruption loses at most one window), `_progress` (the bar), and
+`_merge_rank_files` (rank 0 puts the shards in input order at the end). A rerun skips finished ids
+and gives the same file as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import prismrl
-from prismrl.data.format import DEFAULT_MAX_LENGTH, IGNORE_INDEX, CannotEncode, Encoded, encode
+from prismrl.data.format import DEFAULT_MAX_LENGTH, CannotEncode, Encoded, encode
 from prismrl.data.schema import Trajectory
 from prismrl.errors import ConfigError, PrismError
 from prismrl.fileio import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix, repair_jsonl
-from prismrl.probe.units import find_units, frozen
+from prismrl.prism.probe import GradientProbe
 
 PROBE_FILE = "probe.jsonl"
 META_FILE = "probe_meta.json"
@@ -48,55 +48,6 @@ class ProbeSummary:
     flagged: dict[str, str] = field(default_factory=dict)  # id → why it is excluded from routing
     seconds: float = 0.0
     tokens: int = 0
-
-
-def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy averaged over the response tokens (the SFT loss)."""
-    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
-
-
-class GradientProbe:
-    """Per-unit gradient norms of the SFT loss on one trajectory, model left unchanged."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self.groups = find_units(model)
-        self.units = [unit for group in self.groups for unit in group.units]
-        self._norms: dict[int, list[torch.Tensor]] = {}
-
-    def _hook(self, index: int):
-        group = self.groups[index]
-
-        def take_norm_and_free(parameter: torch.Tensor) -> None:
-            self._norms[index] = group.norms(parameter.grad)
-            parameter.grad = None
-
-        return take_norm_and_free
-
-    def __enter__(self) -> "GradientProbe":
-        self._frozen = frozen(self.model)
-        self._frozen.__enter__()
-        self._handles = []
-        for index, group in enumerate(self.groups):
-            group.parameter.requires_grad_(True)
-            self._handles.append(group.parameter.register_post_accumulate_grad_hook(self._hook(index)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._frozen.__exit__(*exc)
-
-    def __call__(self, input_ids: list[int], labels: list[int]) -> tuple[float, list[float]]:
-        """(loss, one norm per unit in `self.units` order)."""
-        device = next(self.model.parameters()).device
-        ids = torch.tensor([input_ids], device=device)
-        target = torch.tensor([labels], device=device)
-        self._norms.clear()
-        loss = sft_loss(self.model(input_ids=ids, use_cache=False).logits, target)
-        loss.backward()
-        norms = torch.stack([n for index in range(len(self.groups)) for n in self._norms[index]])
-        return loss.item(), norms.tolist()
 
 
 def chat_template_sha256(tokenizer) -> str:
@@ -181,6 +132,106 @@ def _merge_rank_files(out_dir: Path, trajectories: list[Trajectory]) -> None:
         path.unlink()
 
 
+def _resume(out_dir: Path, meta: dict, trajectories: list[Trajectory], rank: int, on_start: Callable[[], None] | None) -> dict[str, dict]:
+    """The records a previous run left (id → record), once this probe is known to fit the folder;
+    only then is probe_meta.json written and `on_start` run (rank 0), so a refused resume leaves
+    the folder as it was."""
+    from prismrl.prism import distributed
+
+    _check_resumable(out_dir, meta)
+    if rank == 0:
+        for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
+            repair_jsonl(path)  # drops a torn last line before anyone reads or appends
+    distributed.barrier()
+    done: dict[str, dict] = {}
+    for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
+        for record in read_jsonl_prefix(path):
+            done.setdefault(record["id"], record)
+    distributed.barrier()  # every rank has read before any appends
+    stale = set(done) - {t.id for t in trajectories}
+    if stale:
+        raise ProbeMismatch(
+            f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out"
+        )
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / META_FILE, meta)
+        if on_start:
+            on_start()
+    distributed.barrier()
+    return done
+
+
+def _windows(trajectories: list[Trajectory], size: int) -> Iterator[tuple[int, list[Trajectory]]]:
+    for k, first in enumerate(range(0, len(trajectories), size)):
+        yield k, trajectories[first : first + size]
+
+
+def _encoded(members: list[Trajectory], tokenizer, max_length: int | None) -> tuple[dict[int, Encoded], dict[int, dict]]:
+    """Each member's tokens and loss mask, and the records of those that cannot be encoded."""
+    encoded: dict[int, Encoded] = {}
+    unencodable: dict[int, dict] = {}
+    for i, trajectory in enumerate(members):
+        try:
+            encoded[i] = encode(trajectory, tokenizer, max_length)
+        except CannotEncode as error:
+            unencodable[i] = _unencodable_record(trajectory, error)
+    return encoded, unencodable
+
+
+def _rank_batches(
+    members: list[Trajectory], encoded: dict[int, Encoded], done: dict[str, dict], batch_tokens: int | None, k: int, rank: int, world: int
+) -> list[list[int]]:
+    """This rank's batches of window `k` that still hold unfinished members. The plan covers the
+    whole window, finished members included, so a resumed or sharded run forms exactly the
+    batches of an uninterrupted single-process one."""
+    from prismrl.prism.batched import plan_batches
+
+    lengths = [encoded[i].n_tokens if i in encoded else None for i in range(len(members))]
+    return [
+        b
+        for j, b in enumerate(plan_batches(lengths, batch_tokens, window=len(members)))
+        if (j + k) % world == rank and any(members[i].id not in done for i in b)
+    ]
+
+
+class _WindowWriter:
+    """Appends a window's finished records to the sink: with one process in input order (the
+    longest finished prefix of the window), with several as they come (rank 0 puts them in order
+    when merging)."""
+
+    def __init__(self, pending: list[int], records: dict[int, dict], in_order: bool, write: Callable[[dict], None]):
+        self.pending, self.records, self.in_order, self.write = pending, records, in_order, write
+        self.written: set[int] = set()
+        self._cursor = 0
+
+    def flush(self) -> None:
+        if self.in_order:
+            ready = []
+            while self._cursor < len(self.pending) and self.pending[self._cursor] in self.records:
+                ready.append(self.pending[self._cursor])
+                self._cursor += 1
+        else:
+            ready = [i for i in self.pending if i in self.records and i not in self.written]
+        for i in ready:
+            self.write(self.records[i])
+            self.written.add(i)
+
+
+def _count_results(out_dir: Path, done: dict[str, dict], summary: ProbeSummary, world: int) -> None:
+    """Truncations and flags from the merged file; with several processes also the whole run's
+    work (each rank has counted only its own)."""
+    if world > 1:
+        summary.n_probed = summary.tokens = 0
+    for record in read_jsonl_prefix(out_dir / PROBE_FILE):
+        summary.n_truncated += bool(record.get("truncated"))
+        if record.get("flag"):
+            summary.flagged[record["id"]] = record["flag"]
+        if world > 1 and record["id"] not in done:
+            summary.n_probed += 1
+            summary.tokens += record["n_tokens"] or 0
+
+
 def run_probe(
     model: torch.nn.Module,
     tokenizer,
@@ -199,7 +250,7 @@ def run_probe(
     """Probe every trajectory into `out_dir/probe.jsonl`, resuming where a previous run stopped.
 
     `batch_tokens` None (default): the batch-1 reference, one backward per trajectory (the paper's
-    procedure). An int: the batched exact probe (`probe.batched`), trajectories sorted by length
+    procedure). An int: the batched exact probe (`prism.batched`), trajectories sorted by length
     within consecutive windows of `window` and packed up to that many padded tokens per batch;
     records are still appended in input order, so an interruption loses at most one window.
     `gradient_checkpointing` (batched probe, batches of one without `batch_tokens`) recomputes
@@ -210,8 +261,8 @@ def run_probe(
     process computes), each appends to probe.rank{r}.jsonl, and rank 0 merges them into
     probe.jsonl in input order. `on_start` runs (on rank 0) once the folder is known to accept
     this probe, before anything is written there but probe_meta.json."""
-    from prismrl.probe import distributed
-    from prismrl.probe.batched import BatchedProbe, plan_batches
+    from prismrl.prism import distributed
+    from prismrl.prism.batched import BatchedProbe
 
     if batch_tokens is not None and batch_tokens < 1:
         raise ConfigError(f"--batch-tokens must be a positive number of tokens, got {batch_tokens}")
@@ -220,79 +271,28 @@ def run_probe(
     batched = bool(batch_tokens) or gradient_checkpointing
     probe = BatchedProbe(model, norm_method, gradient_checkpointing) if batched else GradientProbe(model)
     meta = probe_meta(model_name, probe, tokenizer, max_length, dtype)
-    _check_resumable(out_dir, meta)
     meta.update(batch_tokens=batch_tokens, gradient_checkpointing=gradient_checkpointing, world_size=world)
-    if rank == 0:
-        for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
-            repair_jsonl(path)  # drops a torn last line before anyone reads or appends
-    distributed.barrier()
-    done: dict[str, dict] = {}
-    for path in [out_dir / PROBE_FILE, *_rank_files(out_dir)]:
-        for record in read_jsonl_prefix(path):
-            done.setdefault(record["id"], record)
-    distributed.barrier()  # every rank has read before any appends
-    wanted = {t.id for t in trajectories}
-    stale = set(done) - wanted
-    if stale:
-        raise ProbeMismatch(
-            f"{out_dir / PROBE_FILE} holds {len(stale)} ids not in the input (e.g. {sorted(stale)[0]!r}); use another --out"
-        )
-    # Only now is the folder known to take this probe: a refused resume leaves it as it was.
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / META_FILE, meta)
-        if on_start:
-            on_start()
-    distributed.barrier()
+    done = _resume(out_dir, meta, trajectories, rank, on_start)
     n_todo = sum(t.id not in done for t in trajectories)
     summary = ProbeSummary(n_total=len(trajectories), n_resumed=len(done))
     start = time.perf_counter()
     sink_path = out_dir / (PROBE_FILE if world == 1 else f"probe.rank{rank}.jsonl")
-    step = max(1, window) if batch_tokens else 1
     with probe, JsonlAppender(sink_path) as sink, _progress(progress and rank == 0, -(-n_todo // world)) as bar:
-        for k, first in enumerate(range(0, len(trajectories), step)):
-            members = trajectories[first : first + step]
+
+        def write(record: dict) -> None:
+            sink.write(record)
+            summary.tokens += record["n_tokens"] or 0
+            bar.advance(record["n_tokens"] or 0)
+
+        for k, members in _windows(trajectories, max(1, window) if batch_tokens else 1):
             pending = [i for i, t in enumerate(members) if t.id not in done]
             if not pending or (not batch_tokens and k % world != rank):
                 continue  # done, or (one trajectory per batch) another rank's
-            records: dict[int, dict] = {}
-            encoded: dict[int, Encoded] = {}
-            for i, trajectory in enumerate(members):
-                try:
-                    encoded[i] = encode(trajectory, tokenizer, max_length)
-                except CannotEncode as error:
-                    if k % world == rank:
-                        records[i] = _unencodable_record(trajectory, error)
-            lengths = [encoded[i].n_tokens if i in encoded else None for i in range(len(members))]
-            # The plan covers the whole window, finished members included, so a resumed or sharded
-            # run forms exactly the batches of an uninterrupted single-process one.
-            batches = [
-                b
-                for j, b in enumerate(plan_batches(lengths, batch_tokens, window=len(members)))
-                if (j + k) % world == rank and any(members[i].id not in done for i in b)
-            ]
-            written: set[int] = set()
-            cursor = 0
-
-            def flush() -> None:
-                # One process: in input order (the longest finished prefix of the window).
-                # Several: as they come; rank 0 puts them in order when merging.
-                nonlocal cursor
-                if world > 1:
-                    ready = [i for i in pending if i in records and i not in written]
-                else:
-                    ready = []
-                    while cursor < len(pending) and pending[cursor] in records:
-                        ready.append(pending[cursor])
-                        cursor += 1
-                for i in ready:
-                    sink.write(records[i])
-                    written.add(i)
-                    summary.tokens += records[i]["n_tokens"] or 0
-                    bar.advance(records[i]["n_tokens"] or 0)
-
-            flush()
-            for batch in batches:
+            encoded, unencodable = _encoded(members, tokenizer, max_length)
+            records = unencodable if k % world == rank else {}
+            writer = _WindowWriter(pending, records, in_order=world == 1, write=write)
+            writer.flush()
+            for batch in _rank_batches(members, encoded, done, batch_tokens, k, rank, world):
                 if batched:
                     results = probe([(encoded[i].input_ids, encoded[i].labels) for i in batch])
                 else:
@@ -300,22 +300,14 @@ def run_probe(
                 for i, (loss, norms) in zip(batch, results):
                     if members[i].id not in done:
                         records[i] = _result_record(members[i], encoded[i], loss, norms, probe.units)
-                flush()
-            summary.n_probed += len(written)
+                writer.flush()
+            summary.n_probed += len(writer.written)
     summary.seconds = time.perf_counter() - start
     distributed.barrier()  # every shard is complete
     if rank == 0:
         _merge_rank_files(out_dir, trajectories)
     distributed.barrier()
-    if world > 1:
-        summary.n_probed = summary.tokens = 0
-    for record in read_jsonl_prefix(out_dir / PROBE_FILE):
-        summary.n_truncated += bool(record.get("truncated"))
-        if record.get("flag"):
-            summary.flagged[record["id"]] = record["flag"]
-        if world > 1 and record["id"] not in done:  # the whole run's work, not only this rank's
-            summary.n_probed += 1
-            summary.tokens += record["n_tokens"] or 0
+    _count_results(out_dir, done, summary, world)
     return summary
 
 

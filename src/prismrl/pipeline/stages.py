@@ -1,6 +1,8 @@
-"""Recipes that chain the phases. `probe_and_route` is the paper's Stages I–III in one go:
+"""The paper's Stages I–III in one go, behind `prism probe / route / demo` and the run's probe phase:
 
-trajectories ──probe──► probe.jsonl ──score──► scores ──route──► sft.jsonl / rl.jsonl + report
+    trajectories ──probe──► probe.jsonl ──score──► scores ──route──► sft.jsonl / rl.jsonl + report
+
+`write_halves` is the one place a routing is written, whichever router made it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from prismrl.config import RouteConfig
 from prismrl.data.io import load_trajectories, save_trajectories
 from prismrl.errors import ConfigError, InputError, MissingFile
 from prismrl.fileio import atomic_write_json, read_jsonl_prefix
-from prismrl.probe.probe import META_FILE, PROBE_FILE, ProbeMismatch, ProbeSummary, run_probe
-from prismrl.report.split import write_route_report
-from prismrl.route import Split, route
+from prismrl.prism.runner import META_FILE, PROBE_FILE, ProbeMismatch, ProbeSummary, run_probe
+from prismrl.prism.report import write_route_report
+from prismrl.prism.route import Split, route
 
 
 @dataclass
@@ -36,8 +38,8 @@ def check(cfg: RouteConfig) -> None:
     """Every option, before a model is loaded or a file written: a typo found after the probe
     costs the probe, and a half-made folder refuses the corrected rerun."""
     from prismrl.models import resolve_dtype
-    from prismrl.probe.metrics import METRICS, NORMALIZATIONS
-    from prismrl.route import ROUTERS
+    from prismrl.prism.score import METRICS, NORMALIZATIONS
+    from prismrl.prism.route import ROUTERS
 
     if not cfg.data:
         raise ConfigError("no trajectories given: --data FILE (a trajectory file or a saved HF dataset folder)")
@@ -80,7 +82,7 @@ def _save_inputs(cfg: RouteConfig, skipped: list[dict]) -> None:
 
 def _probe(cfg: RouteConfig, trajectories, skipped: list[dict]) -> ProbeSummary:
     from prismrl.models import load_model
-    from prismrl.probe import distributed
+    from prismrl.prism import distributed
 
     device = distributed.init_from_env(cfg.device)  # under torchrun / accelerate: join the group
     try:
@@ -128,6 +130,15 @@ def _check_complete(records: list[dict], trajectories, probe_dir) -> None:
         )
 
 
+def write_halves(out_dir: Path, trajectories, split: dict) -> None:
+    """sft.jsonl and rl.jsonl (the trajectories of `split`'s ids_sft and ids_rl, in that order),
+    then split.json, the routing's record and the route phase's done-marker."""
+    by_id = {t.id: t for t in trajectories}
+    save_trajectories([by_id[i] for i in split["ids_sft"]], out_dir / "sft.jsonl")
+    save_trajectories([by_id[i] for i in split["ids_rl"]], out_dir / "rl.jsonl")
+    atomic_write_json(out_dir / "split.json", split)
+
+
 def probe_and_route(cfg: RouteConfig) -> RouteResult:
     """Stages I–III: probe (or reuse cfg.probe), score, route, write halves + split.json + report."""
     from prismrl.launch import launched_world_size
@@ -157,9 +168,7 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     valid = [r for r in records if not r.get("flag")]
     split = route(valid, cfg.router, cfg.metric, cfg.rl_share, meta["unit_numel"], cfg.normalize, cfg.seed)
 
-    save_trajectories([by_id[i] for i in split.ids_sft], out / "sft.jsonl")
-    save_trajectories([by_id[i] for i in split.ids_rl], out / "rl.jsonl")
-    atomic_write_json(out / "split.json", {**split.to_dict(), "normalization": cfg.normalize, "excluded": {**flagged, **split.excluded}})
+    write_halves(out, trajectories, {**split.to_dict(), "normalization": cfg.normalize, "excluded": {**flagged, **split.excluded}})
     n_truncated = sum(bool(r.get("truncated")) for r in records)
     write_route_report(out, split, valid, meta, cfg.normalize, flagged, skipped, n_truncated)
     return RouteResult(

@@ -4,7 +4,7 @@
 Both launchers set RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; with WORLD_SIZE > 1
 the process group is joined with gloo on CPU and nccl on GPU (one GPU per local rank). Only
 barriers are exchanged: each rank probes its share and appends to its own file, rank 0 merges
-(see `probe.run_probe`).
+(see `runner.run_probe`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,250 @@
+"""The phases of `prism run`, in pipeline order, each under the one contract of `phase.py`:
+
+phase          writes (in the run folder)              done when         ledger
+expert_data    data/expert.jsonl                       generate_report   –
+pass_rates     route/pass_rates.json                   itself            pass-rate
+probe_route    route/{sft,rl}.jsonl, split.json, report  split.json      probe
+plain_route    route/{sft,rl}.jsonl, split.json          split.json      –   (random, pass-rate)
+sft            sft/final                               its config.json   sft
+rl             rl/final                                its config.json   rl
+evaluate       eval/<split>/results.json + episodes    results.json      eval
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from prismrl.config import build
+from prismrl.data.format import DEFAULT_MAX_LENGTH
+from prismrl.ledger import CostRecord
+from prismrl.pipeline.phase import Run, phase
+
+
+def task_ids(path: Path) -> list[str]:
+    from prismrl.data.io import load_trajectories
+
+    return sorted({t.task_id for t in load_trajectories(path)[0]})
+
+
+def alfworld_games(run: Run) -> None:
+    """Generate the configured ALFWorld-procedural games into the run (finished games are found
+    and kept) and point the env at them."""
+    from prismrl.envs.alfworld.generate import generate_games
+
+    cfg, games_dir = run.cfg, run.out / "games"
+    for split, n in cfg.games.items():
+        generate_games(split, n, games_dir, seed=cfg.seed, workers=max(1, cfg.n_workers))
+    cfg.env_config = {**cfg.env_config, "data_dir": str(games_dir)}
+
+
+@phase(None, output="data/expert.jsonl", done="data/generate_report.json")
+def expert_data(run: Run, cost: None) -> None:
+    """Expert trajectories from the env's expert (when the config gives no `data` file)."""
+    from prismrl.data.generate import generate
+    from prismrl.fileio import atomic_write_json
+
+    options = run.cfg.generate
+    report = generate(
+        run.cfg.env, options["split"], options["n"], run.out / "data" / "expert.jsonl", run.cfg.env_config, options.get("max_turns")
+    )
+    atomic_write_json(
+        run.out / "data" / "generate_report.json", {"kept": report.kept, "expert_lost": report.failed, "engine_errors": report.errors}
+    )
+
+
+@phase("pass-rate", output="route/pass_rates.json")
+def pass_rates(run: Run, cost: CostRecord, expert: Path) -> None:
+    """HPT-style signal: the base model's success rate over k rollouts of each trajectory's task."""
+    from prismrl.envs.base import agent_env_config
+    from prismrl.envs.pool import EnvPool
+    from prismrl.fileio import atomic_write_json
+    from prismrl.models import load_model
+    from prismrl.rollout import rollout
+    from prismrl.train.rl import RLConfig, rollout_sampling
+
+    cfg = run.cfg
+    model, tokenizer, _ = load_model(cfg.model, cfg.dtype, cfg.device)
+    k = cfg.pass_rate["k"]
+    tasks = task_ids(expert)
+    # The rollouts RL will run (its sampling and context settings, defaults included), so the rate
+    # measures what RL would see.
+    sampling = rollout_sampling(build(RLConfig, {**cfg.agent, **cfg.rl}, "rl"))
+    if "temperature" in cfg.pass_rate:
+        sampling = replace(sampling, temperature=cfg.pass_rate["temperature"])
+    wins: dict[str, list[bool]] = {t: [] for t in tasks}
+    with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool:
+        for start in range(0, len(tasks), 8):
+            batch = [t for t in tasks[start : start + 8] for _ in range(k)]
+            for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed + start):
+                wins[episode.task_id].append(episode.won)
+                cost.add(forward=sum(len(t.prompt_ids) for t in episode.turns), generated=sum(len(t.response_ids) for t in episode.turns))
+    atomic_write_json(run.out / "route" / "pass_rates.json", {t: sum(w) / len(w) for t, w in wins.items()})
+
+
+def _probe_max_length(run: Run) -> int:
+    return run.cfg.probe.get("max_length", DEFAULT_MAX_LENGTH)
+
+
+@phase("probe", output="route", done="route/split.json")
+def probe_route(run: Run, cost: CostRecord, expert: Path) -> None:
+    """Stages I–III (`pipeline.stages.probe_and_route`) with the plan's router and metric."""
+    from prismrl.config import RouteConfig
+    from prismrl.fileio import read_jsonl_prefix
+    from prismrl.pipeline.stages import probe_and_route
+
+    cfg, route_dir = run.cfg, run.out / "route"
+    probe_and_route(
+        RouteConfig(
+            data=str(expert),
+            out=str(route_dir),
+            model=cfg.model,
+            dtype=cfg.dtype,
+            device=cfg.device,
+            router=run.plan.router,
+            metric=run.plan.metric,
+            seed=cfg.seed,
+            rl_share=cfg.route.get("rl_share", 0.5),
+            max_length=_probe_max_length(run),
+            normalize=cfg.probe.get("normalize", "none"),
+        )
+    )
+    cost.add(backward=sum(r.get("n_tokens") or 0 for r in read_jsonl_prefix(route_dir / "probe.jsonl")))
+
+
+@phase(None, output="route", done="route/split.json")
+def plain_route(run: Run, cost: None, expert: Path) -> None:
+    """The routers that need no gradient probe: random, and pass-rate (from `pass_rates`)."""
+    from prismrl.data.format import CannotEncode, encode
+    from prismrl.data.io import load_trajectories
+    from prismrl.models import load_tokenizer
+    from prismrl.pipeline.stages import write_halves
+    from prismrl.prism.route import route, split_by_score
+
+    cfg, router = run.cfg, run.plan.router
+    rl_share = cfg.route.get("rl_share", 0.5)
+    trajectories = load_trajectories(expert)[0]
+    # They must route the same trajectories as the probing routers: leave out what the probe would
+    # flag for not fitting its context length (SFT could not train on it).
+    tokenizer, excluded = load_tokenizer(cfg.model), {}
+    for t in trajectories:
+        try:
+            encode(t, tokenizer, _probe_max_length(run))
+        except CannotEncode as error:
+            excluded[t.id] = str(error)
+    kept = [t for t in trajectories if t.id not in excluded]
+    if router == "pass-rate":
+        rates = json.loads(pass_rates(run, expert).read_text())
+        scores = {t.id: rates[t.task_id] for t in kept}
+        # Many tasks share a rate (0 or 1 at small k); a seeded draw, not id order, breaks those ties
+        # so that one task type (ALFWorld ids group by type) does not fill a half.
+        ids_sft, ids_rl, threshold = split_by_score(scores, rl_share, tie_seed=cfg.seed)
+        split = {
+            "router": "pass-rate",
+            "metric": "base pass rate",
+            "threshold": threshold,
+            "rl_share": rl_share,
+            "ids_sft": ids_sft,
+            "ids_rl": ids_rl,
+            "scores": scores,
+        }
+    else:
+        split = route([{"id": t.id} for t in kept], router, rl_share=rl_share, seed=cfg.seed).to_dict()
+    write_halves(run.out / "route", trajectories, {**split, "excluded": excluded})
+
+
+def sft_config(run: Run, data: Path):
+    """The SFT phase's SFTTrainConfig (no model loaded)."""
+    from prismrl.train.sft import SFTTrainConfig
+
+    cfg = run.cfg
+    options = {"max_length": _probe_max_length(run), **cfg.sft}
+    return build(
+        SFTTrainConfig,
+        {
+            "model": cfg.model,
+            "data": str(data),
+            "out": str(run.out / "sft"),
+            "seed": cfg.seed,
+            "dtype": cfg.dtype,
+            "device": cfg.device,
+            "resume": True,
+            **options,
+        },
+        "sft",
+    )
+
+
+@phase("sft", output="sft/final", done="sft/final/config.json")
+def sft(run: Run, cost: CostRecord, data: Path) -> None:
+    from prismrl.train.sft import train_sft
+
+    summary = train_sft(sft_config(run, data))
+    cost.add(backward=int(summary["tokens"] * (summary.get("epochs") or 1)))
+
+
+def rl_config(run: Run, model: str, tasks: list[str]):
+    """The RL phase's RLConfig (no model loaded): the agent context, the plan's advantage, the rl section."""
+    from prismrl.train.rl import RLConfig
+
+    cfg = run.cfg
+    options = {"advantage": run.plan.advantage, **cfg.agent, **cfg.rl}
+    return build(
+        RLConfig,
+        {
+            "model": model,
+            "env": cfg.env,
+            "env_config": cfg.env_config,
+            "tasks": tasks,
+            "out": str(run.out / "rl"),
+            "seed": cfg.seed,
+            "dtype": cfg.dtype,
+            "device": cfg.device,
+            "n_workers": cfg.n_workers,
+            **options,
+        },
+        "rl",
+    )
+
+
+@phase("rl", output="rl/final", done="rl/final/config.json")
+def rl(run: Run, cost: CostRecord, model: str, tasks: list[str]) -> None:
+    from prismrl.fileio import read_jsonl_prefix
+    from prismrl.train.rl import train_rl
+
+    train_rl(rl_config(run, model, tasks))
+    for m in read_jsonl_prefix(run.out / "rl" / "rl_metrics.jsonl"):
+        cost.add(forward=m.get("prompt_tokens", 0), backward=m.get("update_tokens", 0), generated=m.get("tokens_generated", 0))
+
+
+def eval_config(run: Run, model: str, split: str):
+    """The evaluation phase's EvalConfig for one split (no model loaded)."""
+    from prismrl.evaluate import EvalConfig
+
+    cfg = run.cfg
+    options = {**cfg.agent, **{k: v for k, v in cfg.eval.items() if k != "splits"}}
+    return build(
+        EvalConfig,
+        {
+            "model": model,
+            "env": cfg.env,
+            "env_config": cfg.env_config,
+            "split": split,
+            "out": str(run.out / "eval" / split),
+            "seed": cfg.seed,
+            "dtype": cfg.dtype,
+            "device": cfg.device,
+            "n_workers": cfg.n_workers,
+            **options,
+        },
+        "eval",
+    )
+
+
+@phase("eval", output="eval/{split}/results.json", note="{split}")
+def evaluate(run: Run, cost: CostRecord, model: str, *, split: str) -> None:
+    from prismrl.evaluate import evaluate as evaluate_model
+
+    results = evaluate_model(eval_config(run, model, split), progress=True)
+    cost.add(forward=results["prompt_tokens"], generated=results["generated_tokens"])

@@ -1,0 +1,61 @@
+"""`prism run`: one method's whole pipeline — data → probe → route → SFT → RL → eval — into one
+folder, resumable at every phase (`phases.py`), each phase's cost in `ledger.jsonl`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from prismrl import ledger
+from prismrl.errors import ConfigError
+from prismrl.fileio import atomic_write_json, atomic_write_text
+from prismrl.pipeline import phases
+from prismrl.pipeline.phase import Run
+from prismrl.pipeline.run_config import RunConfig
+
+SUMMARY_KEYS = ("success", "success_ci95", "score", "score_ci95", "mean_steps", "success_by_type", "episodes")
+
+
+def _save_config(cfg: RunConfig, out: Path) -> None:
+    """The resolved config beside the results; a folder holding another run's config is refused."""
+    config_file = out / "config.yaml"
+    resolved = yaml.safe_dump(asdict(cfg), sort_keys=False)
+    if config_file.exists() and config_file.read_text() != resolved:
+        raise ConfigError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
+    atomic_write_text(config_file, resolved)
+
+
+def run(cfg: RunConfig, out: str | Path) -> dict:
+    """Run (or resume) one method's pipeline into `out`; returns the summary also written there."""
+    job = Run(cfg, Path(out))
+    job.out.mkdir(parents=True, exist_ok=True)
+    _save_config(cfg, job.out)
+    plan = job.plan
+    if cfg.games:
+        if cfg.env != "alfworld":
+            raise ConfigError("`games` generates ALFWorld-procedural games; it only applies to env: alfworld")
+        phases.alfworld_games(job)
+    sft_data = rl_data = None
+    if plan.sft or plan.rl:
+        sft_data = rl_data = Path(cfg.data) if cfg.data else phases.expert_data(job)
+    if plan.router:
+        route = phases.plain_route if plan.router in ("random", "pass-rate") else phases.probe_route
+        route_dir = route(job, sft_data)
+        sft_data, rl_data = route_dir / "sft.jsonl", route_dir / "rl.jsonl"
+    model = cfg.model
+    if plan.sft:
+        model = str(phases.sft(job, sft_data))
+    if plan.rl:
+        model = str(phases.rl(job, model, phases.task_ids(rl_data)))
+    results = {split: json.loads(phases.evaluate(job, model, split=split).read_text()) for split in cfg.eval.get("splits", ["test"])}
+    summary = {
+        "method": cfg.method,
+        "final_model": model,
+        "eval": {split: {k: r[k] for k in SUMMARY_KEYS if k in r} for split, r in results.items()},
+        "cost": ledger.total(job.out),
+    }
+    atomic_write_json(job.out / "summary.json", summary)
+    return summary
