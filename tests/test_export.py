@@ -1,10 +1,13 @@
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import make_trajectory
 
 from prismrl.data.io import save_trajectories
-from prismrl.export import export_llamafactory, export_verl_agent
+from prismrl.errors import InputError
+from prismrl.export import WEBSHOP_GOALS_FILE, export_llamafactory, export_verl_agent
 
 
 @pytest.fixture
@@ -13,7 +16,7 @@ def route_dir(tmp_path):
     halves["sft"][1].messages.append({"role": "user", "content": "a final observation"})
     for name, trajectories in halves.items():
         for t in trajectories:
-            t.env = "webshop"
+            t.env, t.task_id = "webshop", str(500 + int(t.id[1:]))  # WebShop task ids are goal indexes
         save_trajectories(trajectories, tmp_path / f"{name}.jsonl")
     (tmp_path / "split.json").write_text(json.dumps({"ids_sft": [t.id for t in halves["sft"]], "ids_rl": [t.id for t in halves["rl"]]}))
     return tmp_path
@@ -38,10 +41,67 @@ def test_llamafactory_schema(route_dir):
 def test_verl_agent_manifest(route_dir):
     out = export_verl_agent(route_dir)
     manifest = json.loads((out / "rl_tasks.json").read_text())
-    assert manifest["env"] == "webshop" and manifest["task_ids"] == sorted({make_trajectory(i).task_id for i in range(3, 6)})
+    assert manifest["env"] == "webshop" and manifest["task_ids"] == ["503", "504", "505"]
     overrides = (out / "verl_agent_overrides.txt").read_text().splitlines()
     assert "env.env_name=Webshop" in overrides and "env.rollout.n=8" in overrides
     assert "actor_rollout_ref.actor.optim.lr=1e-6" in overrides and "actor_rollout_ref.actor.kl_loss_coef=0.01" in overrides
+
+
+def _rl_task_ids(route_dir) -> set[str]:
+    """The RL half's tasks as split.json names them (its trajectory ids, looked up in rl.jsonl)."""
+    from prismrl.data.io import load_trajectories
+
+    rl_ids = set(json.loads((route_dir / "split.json").read_text())["ids_rl"])
+    return {t.task_id for t in load_trajectories(route_dir / "rl.jsonl")[0] if t.id in rl_ids}
+
+
+def test_verl_agent_webshop_trains_on_exactly_the_rl_half(route_dir, tmp_path, monkeypatch):
+    """The exported goal list is split.json's RL half, and the shipped edit makes verl-agent's
+    training goal range exactly that list (and leaves it as it was without the variable)."""
+    out = export_verl_agent(route_dir)
+    goals = json.loads((out / WEBSHOP_GOALS_FILE).read_text())
+    assert {str(g) for g in goals} == _rl_task_ids(route_dir) and goals == sorted(goals)
+
+    # a stand-in for verl-agent's agent_system/.../webshop/envs.py, holding its training-range line
+    checkout = tmp_path / "verl-agent"
+    target = checkout / "agent_system/environments/env_package/webshop/envs.py"
+    target.parent.mkdir(parents=True)
+    target.write_text(
+        "class WebshopMultiProcessEnv:\n"
+        "    def __init__(self, goals, is_train=True):\n"
+        "        if not is_train:\n"
+        "            self.goal_idxs = range(500)\n"
+        "        else:\n"
+        "            self.goal_idxs = range(500, len(goals))\n"
+    )
+    for _ in range(2):  # the second run finds the edit made and changes nothing
+        subprocess.run([sys.executable, str(out / "restrict_webshop_goals.py"), str(checkout)], check=True, capture_output=True)
+    namespace: dict = {}
+    exec(target.read_text(), namespace)
+    env_class = namespace["WebshopMultiProcessEnv"]
+    monkeypatch.setenv("PRISM_WEBSHOP_GOALS", str(out / WEBSHOP_GOALS_FILE))
+    assert list(env_class(list(range(2000))).goal_idxs) == goals
+    assert list(env_class(list(range(2000)), is_train=False).goal_idxs) == list(range(500))
+    monkeypatch.delenv("PRISM_WEBSHOP_GOALS")
+    assert env_class(list(range(2000))).goal_idxs == range(500, 2000)
+
+
+def test_verl_agent_webshop_refuses_task_ids_that_are_not_goal_indexes(tmp_path):
+    trajectory = make_trajectory(0)
+    trajectory.env, trajectory.task_id = "webshop", "fancy-goal"
+    save_trajectories([trajectory], tmp_path / "rl.jsonl")
+    (tmp_path / "split.json").write_text("{}")
+    with pytest.raises(InputError, match="'fancy-goal' is not a goal index"):
+        export_verl_agent(tmp_path)
+
+
+def test_verl_agent_restriction_refuses_an_unknown_checkout(route_dir, tmp_path):
+    out = export_verl_agent(route_dir)
+    target = tmp_path / "agent_system/environments/env_package/webshop/envs.py"
+    target.parent.mkdir(parents=True)
+    target.write_text("self.goal_idxs = list(range(600, 7000))\n")
+    done = subprocess.run([sys.executable, str(out / "restrict_webshop_goals.py"), str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode != 0 and "edit its training goal range by hand" in done.stderr
 
 
 def test_missing_split_is_a_clear_error(tmp_path):

@@ -222,12 +222,11 @@ def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch
 def test_rl_and_evaluation_share_one_agent_context(tmp_path, monkeypatch):
     """Set once in `agent:`, the context reaches RL and evaluation alike (issue 12: the paper configs
     evaluated with another window and prompt budget than RL trained with)."""
-    from prismrl import evaluate as evaluate_module
+    from prismrl import evaluate as evaluate_module, train as train_module
     from prismrl.pipeline import phases
-    from prismrl.train import rl as rl_module
 
     seen = {}
-    monkeypatch.setattr(rl_module, "train_rl", lambda cfg: seen.setdefault("rl", cfg))
+    monkeypatch.setattr(train_module, "run_rl", lambda cfg: seen.setdefault("rl", cfg))
     monkeypatch.setattr(
         evaluate_module, "evaluate", lambda cfg, progress=True: seen.setdefault("eval", cfg) and {"prompt_tokens": 0, "generated_tokens": 0}
     )

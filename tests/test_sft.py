@@ -367,7 +367,16 @@ def test_two_process_ddp_matches_one_process_with_the_global_batch(files, tmp_pa
     assert summary["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)
 
 
-@pytest.mark.parametrize("name,kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed-zero3", "DEEPSPEED")])
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("ddp", "MULTI_GPU"),
+        ("fsdp", "FSDP"),
+        ("deepspeed-zero3", "DEEPSPEED"),
+        ("fsdp-2nodes", "FSDP"),
+        ("deepspeed-zero3-2nodes", "DEEPSPEED"),
+    ],
+)
 def test_shipped_accelerate_configs_load_and_save_whole_models(name, kind):
     """The GPU launch configs parse as accelerate reads them, and each one lets final/ be a whole
     model (train_sft saves through Trainer.save_model, which needs these settings to gather shards)."""

@@ -417,7 +417,8 @@ def rl(
 ):
     """Multi-turn GRPO (or GiGPO: --set advantage=gigpo) on environment tasks; resumes from --out."""
     use_threads(threads)
-    from prismrl.train.rl import RLConfig, train_rl
+    from prismrl.train import run_rl
+    from prismrl.train.rl import RLConfig
 
     try:
         cfg = resolve(
@@ -434,7 +435,7 @@ def rl(
             cfg.tasks = _tasks(tasks, cfg.env, cfg.env_config)
         if not cfg.tasks:
             raise ConfigError("give the RL tasks: --tasks route/rl.jsonl, a file of ids, or split:train")
-        summary = train_rl(cfg)
+        summary = run_rl(cfg)
     except USER_ERRORS as error:
         _fail(error)
     stdout.print(

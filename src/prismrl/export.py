@@ -7,8 +7,16 @@
         rl_tasks.json         the RL half's task ids (and, for ALFWorld, their game folders)
         alfworld/json_2.1.1/train/...   links to just those games (ALFWorld only)
         verl_agent_overrides.txt         command-line overrides with the paper's GRPO settings
+        webshop_goal_idxs.json          the RL half's goal indexes (WebShop only)
+        restrict_webshop_goals.py       the one-line edit that makes verl-agent train on them
 
 RUN_DIR is a `prism route` output folder or a `prism run` folder (whose split is in route/).
+
+verl-agent trains ALFWorld on the games its `dataset.data_path` holds, so the export links only the
+RL half's games into a folder of their own. Its WebShop env has no such hook: it samples training
+goals from range(500, len(goals)) (WebshopMultiProcessEnv.__init__). `restrict_webshop_goals.py`
+edits that line once in a verl-agent checkout so that, when PRISM_WEBSHOP_GOALS names a JSON list
+of goal indexes, training samples only those; without the variable verl-agent is unchanged.
 """
 
 from __future__ import annotations
@@ -40,6 +48,48 @@ VERL_AGENT_ENV = {
     name: [f"env.env_name={env_name}", f"env.max_steps={EPISODE_STEP_CAPS[name]}"]
     for name, env_name in (("alfworld", "alfworld/AlfredTWEnv"), ("webshop", "Webshop"))
 }
+
+WEBSHOP_GOALS_FILE = "webshop_goal_idxs.json"
+# Written into the export as restrict_webshop_goals.py (a file of its own, to run in a verl-agent checkout).
+RESTRICT_WEBSHOP_GOALS = '''"""Make verl-agent's WebShop train only on the goals listed in $PRISM_WEBSHOP_GOALS (a JSON list).
+
+    python restrict_webshop_goals.py VERL_AGENT_CHECKOUT
+    PRISM_WEBSHOP_GOALS=$PWD/webshop_goal_idxs.json python -m verl.trainer.main_ppo ...
+
+Written by `prism export --format verl-agent`. Edits one line of
+agent_system/environments/env_package/webshop/envs.py (the training goal range); the test goals
+(range(500)) and every other behaviour stay as they are. Running it twice changes nothing.
+"""
+
+import sys
+from pathlib import Path
+
+TARGET = "agent_system/environments/env_package/webshop/envs.py"
+ORIGINAL = "self.goal_idxs = range(500, len(goals))"
+RESTRICTED = (
+    "self.goal_idxs = __import__('json').load(open(__import__('os').environ['PRISM_WEBSHOP_GOALS'])) "
+    "if 'PRISM_WEBSHOP_GOALS' in __import__('os').environ else range(500, len(goals))"
+)
+
+path = Path(sys.argv[1]) / TARGET
+text = path.read_text()
+if RESTRICTED in text:
+    print(f"{path}: already restricted")
+elif text.count(ORIGINAL) != 1:
+    sys.exit(f"{path}: expected one line `{ORIGINAL}` (verl-agent changed?); edit its training goal range by hand")
+else:
+    path.write_text(text.replace(ORIGINAL, RESTRICTED))
+    print(f"{path}: training goals now read from $PRISM_WEBSHOP_GOALS when it is set")
+'''
+
+
+def webshop_goal_indexes(task_ids: list[str]) -> list[int]:
+    """WebShop task ids are goal indexes of the seed-233 shuffle, the `session` verl-agent resets to."""
+    try:
+        return sorted(int(t) for t in task_ids)
+    except ValueError:
+        bad = next(t for t in task_ids if not t.strip().lstrip("-").isdigit())
+        raise InputError(f"WebShop RL task {bad!r} is not a goal index; verl-agent can only be given goal indexes") from None
 
 
 def _route_dir(run_dir: Path) -> Path:
@@ -118,9 +168,12 @@ def export_verl_agent(run_dir: str | Path, out: str | Path | None = None, alfwor
             f"point ALFWorld's config at these games only: dataset.data_path: {games} (and export ALFWORLD_DATA={out / 'alfworld'})"
         )
     elif env == "webshop":
+        atomic_write_json(out / WEBSHOP_GOALS_FILE, webshop_goal_indexes(task_ids))
+        atomic_write_text(out / "restrict_webshop_goals.py", RESTRICT_WEBSHOP_GOALS)
         manifest["note"] = (
-            "task ids are goal indexes of the seed-233 shuffle (the session ids of the original text env); "
-            "restrict verl-agent's WebShop goal sampler to them"
+            "task ids are goal indexes of the seed-233 shuffle (the session ids of the original text env); run "
+            f"`python {out / 'restrict_webshop_goals.py'} VERL_AGENT_CHECKOUT` once, then train with "
+            f"PRISM_WEBSHOP_GOALS={(out / WEBSHOP_GOALS_FILE).resolve()}"
         )
     atomic_write_json(out / "rl_tasks.json", manifest)
     atomic_write_text(out / "verl_agent_overrides.txt", "\n".join(overrides) + "\n")

@@ -211,9 +211,9 @@ def rl_config(run: Run, model: str, tasks: list[str]):
 @phase("rl", output="rl/final", done="rl/final/config.json")
 def rl(run: Run, cost: CostRecord, model: str, tasks: list[str]) -> None:
     from prismrl.fileio import read_jsonl_prefix
-    from prismrl.train.rl import train_rl
+    from prismrl.train import run_rl
 
-    train_rl(rl_config(run, model, tasks))
+    run_rl(rl_config(run, model, tasks))
     for m in read_jsonl_prefix(run.out / "rl" / "rl_metrics.jsonl"):
         cost.add(forward=m.get("prompt_tokens", 0), backward=m.get("update_tokens", 0), generated=m.get("tokens_generated", 0))
 

@@ -83,6 +83,9 @@ class RLConfig:
     history_window: int | None = 8
     max_prompt_tokens: int = 2048
     kv_cache: bool = False  # keep each episode's KV cache between turns (prismrl.rollout.kv_cache)
+    # prismrl: this module, the readable reference in one process. trl: TRL's GRPOTrainer driving the
+    # same rollouts (train.rl_trl), for accelerate launches past one process (its differences listed there)
+    trainer: str = "prismrl"
     backend: str = "transformers"  # or vllm: rollouts by vLLM (GPU), weights pushed after each update
     vllm_gpu_memory: float = 0.3  # share of the GPU vLLM may take; the policy, reference and optimizer need the rest
     n_workers: int = 0
@@ -375,6 +378,8 @@ def mixed_precision(dtype: str, device: torch.device):
 
 def train_rl(cfg: RLConfig, progress: bool = True) -> dict:
     """Run GRPO for `total_steps(cfg)` steps, resuming from the latest checkpoint in cfg.out."""
+    if cfg.trainer != "prismrl":
+        raise ConfigError(f"train_rl is the reference trainer; trainer {cfg.trainer!r} runs through prismrl.train.run_rl")
     from prismrl.progress import Progress
 
     from prismrl.envs.base import agent_env_config
