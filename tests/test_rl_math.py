@@ -273,6 +273,22 @@ def test_entropy_bonus_enters_the_loss():
     assert RLConfig().entropy_coef == 0.001  # verl-agent's recipes
 
 
+def test_a_step_without_reward_signal_still_steps_on_the_kl_and_entropy_terms():
+    """All groups scored alike: every advantage is 0, yet verl's actor takes its optimizer step on
+    the KL loss and the entropy bonus; the update is not skipped."""
+    from prismrl.models import tiny_model
+    from prismrl.train.rl import update_policy
+
+    model = tiny_model(0, vocab_size=64)
+    before = [p.detach().clone() for p in model.parameters()]
+    alike = [Episode("a", [], turns=[Turn([5, 6], [7 + i, 8], "o", "a", True)], done=True, won=True, reward=1.0) for i in range(2)]
+    assert all(a == 0.0 for s in build_samples(alike, RLConfig())[0] for a in s.advantages)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    metrics = update_policy(model, None, optimizer, alike, RLConfig(kl_coef=0.0, entropy_coef=0.01, micro_batch_size=1), pad_id=0)
+    assert not metrics["skipped_update"] and metrics["entropy"] > 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
 def test_mini_batches_take_several_optimizer_steps_from_one_rollout():
     """ppo_mini_batch_size: one optimizer step per mini-batch, the old log-probs taken once
     before the first, so later mini-batches see ratio ≠ 1 (the clip can act)."""

@@ -513,7 +513,10 @@ def update_policy(model, reference, optimizer, episodes: list[Episode], cfg: RLC
         "prompt_tokens": sum(len(t.prompt_ids) for e in episodes for t in e.turns),
         "update_tokens": cfg.ppo_epochs * sum(len(s.ids) for s in samples),
     }
-    if not samples or all(a == 0.0 for s in samples for a in s.advantages):
+    # A step whose groups all scored alike has zero advantages everywhere and is still trained:
+    # verl's actor (dp_actor.update_policy) always steps on its loss, whose KL term and entropy bonus
+    # have gradients of their own. Only a step that generated nothing has nothing to train.
+    if not samples:
         return {**stats, "loss": 0.0, "kl": 0.0, "entropy": float("nan"), "skipped_update": True}
     model.train()
     kl_total, entropy_total, loss_total = 0.0, 0.0, 0.0
