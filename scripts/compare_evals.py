@@ -5,7 +5,8 @@
 
 Prints each run's success and score with their 95 % intervals (from results.json), then, over the
 goals both played: how many transcripts are identical, which episodes only one run won, and the
-mean per-episode score difference (B - A). `--budget` counts, per run, the episodes whose last
+mean per-episode score difference (B - A), and McNemar's exact test on the episodes only one run won
+(the two-sided binomial p-value of the discordant pairs: paired, so the goals' difficulty cancels). `--budget` counts, per run, the episodes whose last
 prompt with the whole history would exceed that many tokens (the built-in model's tokenizer).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -31,6 +33,15 @@ def _over_budget(episodes: dict[str, dict], budget: int, tokenizer) -> list[str]
         if len(prompt_tokens(tokenizer, messages[:last_reply])) > budget:
             over.append(f"{task_id} ({episode['steps']} turns, reward {episode['reward']:.2f})")
     return over
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: under no difference each discordant goal is a fair coin."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def main() -> None:
@@ -57,7 +68,8 @@ def main() -> None:
     diff = sum(b[t]["reward"] - a[t]["reward"] for t in shared) / len(shared)
     print(
         f"{len(shared)} goals in both: {identical} identical transcripts; won by A only {len(only_a)} {only_a}, "
-        f"by B only {len(only_b)} {only_b}; mean score B - A {100 * diff:+.2f}"
+        f"by B only {len(only_b)} {only_b}; mean score B - A {100 * diff:+.2f}; "
+        f"McNemar exact p = {mcnemar_exact(len(only_a), len(only_b)):.3g}"
     )
     if args.budget:
         from prismrl.models import BUILTIN_DEFAULT, load_tokenizer
