@@ -14,12 +14,12 @@ def test_route_end_to_end_with_tiny_model(tmp_path, trajectory_file, trajectorie
     out = tmp_path / "run"
     result = runner.invoke(app, ["route", "--data", str(trajectory_file), "--out", str(out), "--model", "tiny", "--max-length", "256"])
     assert result.exit_code == 0, result.output
-    split = json.loads((out / "split.json").read_text())
-    assert split["router"] == "prism" and split["metric"] == "gini"
-    assert len(split["ids_sft"]) == 6 and len(split["ids_rl"]) == 6
-    assert sorted(split["ids_sft"] + split["ids_rl"]) == sorted(t.id for t in trajectories)
+    routing = json.loads((out / "routing.json").read_text())
+    assert routing["router"] == "prism" and routing["metric"] == "gini"
+    assert len(routing["ids_sft"]) == 6 and len(routing["ids_rl"]) == 6
+    assert sorted(routing["ids_sft"] + routing["ids_rl"]) == sorted(t.id for t in trajectories)
     sft = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in sft] == split["ids_sft"] and sft[0]["messages"]
+    assert [r["id"] for r in sft] == routing["ids_sft"] and sft[0]["messages"]
     for name in ("report.md", "scores.png", "layers.png", "probe.jsonl", "probe_meta.json", "config.yaml"):
         assert (out / name).stat().st_size > 0, name
     assert yaml.safe_load((out / "config.yaml").read_text())["max_length"] == 256
@@ -44,8 +44,8 @@ def test_probe_then_score_then_route_from_existing_probe(tmp_path, trajectory_fi
         app, ["route", "--config", str(config), "--data", str(trajectory_file), "--probe", str(probe_dir), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    split = json.loads((out / "split.json").read_text())
-    assert split["router"] == "magnitude" and len(split["ids_rl"]) == 3
+    routing = json.loads((out / "routing.json").read_text())
+    assert routing["router"] == "magnitude" and len(routing["ids_rl"]) == 3
     assert not (out / "probe.jsonl").exists()
 
 

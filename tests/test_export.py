@@ -18,7 +18,7 @@ def route_dir(tmp_path):
         for t in trajectories:
             t.env, t.task_id = "webshop", str(500 + int(t.id[1:]))  # WebShop task ids are goal indexes
         save_trajectories(trajectories, tmp_path / f"{name}.jsonl")
-    (tmp_path / "split.json").write_text(json.dumps({"ids_sft": [t.id for t in halves["sft"]], "ids_rl": [t.id for t in halves["rl"]]}))
+    (tmp_path / "routing.json").write_text(json.dumps({"ids_sft": [t.id for t in halves["sft"]], "ids_rl": [t.id for t in halves["rl"]]}))
     return tmp_path
 
 
@@ -48,15 +48,15 @@ def test_verl_agent_manifest(route_dir):
 
 
 def _rl_task_ids(route_dir) -> set[str]:
-    """The RL half's tasks as split.json names them (its trajectory ids, looked up in rl.jsonl)."""
+    """The RL half's tasks as routing.json names them (its trajectory ids, looked up in rl.jsonl)."""
     from prismrl.data.io import load_trajectories
 
-    rl_ids = set(json.loads((route_dir / "split.json").read_text())["ids_rl"])
+    rl_ids = set(json.loads((route_dir / "routing.json").read_text())["ids_rl"])
     return {t.task_id for t in load_trajectories(route_dir / "rl.jsonl")[0] if t.id in rl_ids}
 
 
 def test_verl_agent_webshop_trains_on_exactly_the_rl_half(route_dir, tmp_path, monkeypatch):
-    """The exported goal list is split.json's RL half, and the shipped edit makes verl-agent's
+    """The exported goal list is routing.json's RL half, and the shipped edit makes verl-agent's
     training goal range exactly that list (and leaves it as it was without the variable)."""
     out = export_verl_agent(route_dir)
     goals = json.loads((out / WEBSHOP_GOALS_FILE).read_text())
@@ -90,7 +90,7 @@ def test_verl_agent_webshop_refuses_task_ids_that_are_not_goal_indexes(tmp_path)
     trajectory = make_trajectory(0)
     trajectory.env, trajectory.task_id = "webshop", "fancy-goal"
     save_trajectories([trajectory], tmp_path / "rl.jsonl")
-    (tmp_path / "split.json").write_text("{}")
+    (tmp_path / "routing.json").write_text("{}")
     with pytest.raises(InputError, match="'fancy-goal' is not a goal index"):
         export_verl_agent(tmp_path)
 
@@ -105,7 +105,7 @@ def test_verl_agent_restriction_refuses_an_unknown_checkout(route_dir, tmp_path)
 
 
 def test_missing_split_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no split.json"):
+    with pytest.raises(FileNotFoundError, match="no routing.json"):
         export_llamafactory(tmp_path)
 
 
@@ -120,7 +120,7 @@ def test_verl_agent_alfworld_links_only_the_rl_games(tmp_path):
     trajectory.env, trajectory.task_id = "alfworld", task
     save_trajectories([trajectory], tmp_path / "rl.jsonl")
     save_trajectories([], tmp_path / "sft.jsonl")
-    (tmp_path / "split.json").write_text("{}")
+    (tmp_path / "routing.json").write_text("{}")
     out = export_verl_agent(tmp_path, alfworld_data=str(fixture))
     link = out / "alfworld" / "json_2.1.1" / task
     assert (link / "game.tw-pddl").exists()

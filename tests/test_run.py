@@ -25,7 +25,7 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     assert result.exit_code == 0, result.output
     for path in (
         "data/expert.jsonl",
-        "route/split.json",
+        "route/routing.json",
         "route/report.md",
         "sft/final/config.json",
         "rl/final/config.json",
@@ -34,8 +34,8 @@ def test_every_phase_then_resume_skips_them(tmp_path):
         "eval/test/episodes.jsonl",
     ):
         assert (out / path).exists(), path
-    split = json.loads((out / "route" / "split.json").read_text())
-    assert len(split["ids_sft"]) == len(split["ids_rl"]) == 4
+    routing = json.loads((out / "route" / "routing.json").read_text())
+    assert len(routing["ids_sft"]) == len(routing["ids_rl"]) == 4
     rl_tasks = {t for m in read_jsonl_prefix(out / "rl" / "rl_metrics.jsonl") for t in m["tasks"]}
     routed_rl_tasks = {json.loads(line)["task_id"] for line in (out / "route" / "rl.jsonl").read_text().splitlines()}
     assert rl_tasks <= routed_rl_tasks
@@ -246,7 +246,7 @@ def test_the_agent_context_is_set_only_once(override):
         load_run_config(TINY, ["agent.history_windw=2"])
 
 
-@pytest.mark.parametrize("router", ["random", "pass-rate"])
+@pytest.mark.parametrize("router", ["random", "pass-rate", "conflict-to-rl"])
 def test_routers_without_a_probe_leave_out_what_the_probe_would_flag(tmp_path, monkeypatch, trajectories, router):
     from conftest import write_jsonl
 
@@ -264,9 +264,22 @@ def test_routers_without_a_probe_leave_out_what_the_probe_would_flag(tmp_path, m
     monkeypatch.setattr(phases, "pass_rates", fake_pass_rates)
     config = load_run_config(TINY, ["model=tiny", "probe.max_length=200", f"method={router}"])
     route_dir = phases.plain_route(Run(config, tmp_path), expert)
-    split = json.loads((route_dir / "split.json").read_text())
-    assert "long" in split["excluded"] and "long" not in split["ids_sft"] + split["ids_rl"]
-    assert len(split["ids_sft"]) + len(split["ids_rl"]) == len(trajectories)
+    routing = json.loads((route_dir / "routing.json").read_text())
+    assert "long" in routing["excluded"] and "long" not in routing["ids_sft"] + routing["ids_rl"]
+    assert len(routing["ids_sft"]) + len(routing["ids_rl"]) == len(trajectories)
+
+
+@pytest.mark.parametrize("method, rl_type", [("conflict-to-rl", "mirror"), ("conflict-to-sft", "plain")])
+def test_the_premise_oracles_route_the_known_conflicting_trajectories(tmp_path, method, rl_type):
+    from prismrl.pipeline import phases
+
+    config = load_run_config(TINY, [f"method={method}", "env=mirror", "env_config={n_train: 16, n_test: 4}", "generate.n=16"])
+    job = Run(config, tmp_path)
+    route_dir = phases.plain_route(job, phases.expert_data(job))
+    routing = json.loads((route_dir / "routing.json").read_text())
+    types = {json.loads(line)["id"]: json.loads(line)["meta"]["task_type"] for line in (route_dir / "rl.jsonl").read_text().splitlines()}
+    assert routing["router"] == method.replace("-to-rl", "").replace("-to-sft", "-inverse") and len(types) == 8
+    assert set(types.values()) == {rl_type}  # 8 of the 16 are mirror houses: the RL half is exactly one kind
 
 
 def test_a_phase_runs_once_records_its_cost_and_is_skipped_when_done(tmp_path):

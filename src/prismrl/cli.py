@@ -61,8 +61,8 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _print_split(result) -> None:
-    split = result.split
+def _print_routing(result) -> None:
+    routing = result.routing
     if result.probe is None:
         stdout.print(f"probe reused from {result.probe_dir}")
     else:
@@ -71,15 +71,15 @@ def _print_split(result) -> None:
             f"probed {probe.n_probed} of {probe.n_total}, resumed {probe.n_resumed} of {probe.n_total} "
             f"from {result.out_dir}/probe.jsonl" + (" (nothing left to probe)" if probe.n_resumed == probe.n_total else "")
         )
-    table = Table(title=f"PRISM split ({split.router}, {split.metric or 'random'}, RL share {split.rl_share:.0%})")
+    table = Table(title=f"PRISM routing ({routing.router}, {routing.metric or 'random'}, RL share {routing.rl_share:.0%})")
     for column in ("half", "trajectories", "first ids"):
         table.add_column(column)
-    for name, ids in (("SFT", split.ids_sft), ("RL", split.ids_rl)):
+    for name, ids in (("SFT", routing.ids_sft), ("RL", routing.ids_rl)):
         table.add_row(name, str(len(ids)), ", ".join(ids[:4]) + (" …" if len(ids) > 4 else ""))
     stdout.print(table)
     stdout.print(
-        f"threshold {split.threshold}; truncated {result.n_truncated}; flagged {result.n_flagged}; "
-        f"skipped {result.n_skipped}\nwrote {result.out_dir}/{{sft.jsonl, rl.jsonl, split.json, report.md, scores.png, layers.png}}"
+        f"threshold {routing.threshold}; truncated {result.n_truncated}; flagged {result.n_flagged}; "
+        f"skipped {result.n_skipped}\nwrote {result.out_dir}/{{sft.jsonl, rl.jsonl, routing.json, report.md, scores.png, layers.png}}"
     )
     _warn_if_mostly_truncated(result.n_truncated, result.n_total, result.max_length)
 
@@ -189,7 +189,7 @@ def route_cmd(
     config: Path = ConfigOpt,
     threads: int = ThreadsOpt,
 ):
-    """Stages I–III: probe, score and split into sft.jsonl / rl.jsonl with a report."""
+    """Stages I–III: probe, score and route into sft.jsonl / rl.jsonl with a report."""
     use_threads(threads)
     from prismrl.pipeline.stages import probe_and_route
 
@@ -230,7 +230,7 @@ def route_cmd(
         result = probe_and_route(cfg)
     except USER_ERRORS as error:
         _fail(error)
-    _print_split(result)
+    _print_routing(result)
 
 
 @app.command()
@@ -249,7 +249,7 @@ def demo(
         result = probe_and_route(demo_config(out, model, n))
     except USER_ERRORS as error:
         _fail(error)
-    _print_split(result)
+    _print_routing(result)
 
 
 @data_app.command("validate")
@@ -406,7 +406,7 @@ def _env_config(text: str | None) -> dict:
 @app.command()
 def rl(
     model: str = ModelOpt,
-    env: str = typer.Option(None, help="webshop, alfworld, twx or bandit"),
+    env: str = typer.Option(None, help="webshop, alfworld, twx, bandit or mirror"),
     tasks: str = typer.Option(None, help="the only tasks RL may use: a trajectory file (e.g. rl.jsonl), ids file, or split:NAME"),
     out: str = typer.Option(None, help="output folder (checkpoints, final/, rl_metrics.jsonl)"),
     env_config: str = typer.Option(None, "--env-config", help="YAML mapping or file of environment options"),
@@ -522,6 +522,59 @@ def run_cmd(
     stdout.print(f"cost: {cost['wall_seconds']:.0f} s wall, {cost['flops']:.3g} FLOPs → {out}/summary.json")
 
 
+# One seed of every method first, the dearest last: base plays every episode to the 15-turn cap, and rl-all
+# runs RL from a model that never wins.
+GRID_METHODS = "prism-gini,sft-all,sft-then-rl,random,inverse,magnitude,prism-kurtosis,prism-cv,pass-rate,base,rl-all"
+
+
+def _csv(text: str, kind=str) -> list:
+    try:
+        return [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ConfigError(f"expected a comma-separated list of {kind.__name__} values, got {text!r}") from None
+
+
+@app.command()
+def grid(
+    config: Path = typer.Argument(..., help="run config YAML: every run of the grid is it with another method / seed / RL share"),
+    out: str = typer.Option(..., help="grid folder: one `prism run` folder per method and seed, <method>[-rl<share>]-s<seed>"),
+    methods: str = typer.Option(GRID_METHODS, help="comma-separated methods, in run order"),
+    seeds: str = typer.Option("0,1,2", help="comma-separated training seeds; every method of one seed runs before the next seed"),
+    shares: str = typer.Option("", help="RL-share sweep, e.g. 0.25,0.75: extra runs of --share-methods at these route.rl_share"),
+    share_methods: str = typer.Option("prism-gini,random", help="methods the RL-share sweep runs"),
+    results: str = typer.Option(
+        None, help="copy each finished run's small summary to RESULTS/<run>, the expert data and probe once to RESULTS/shared (commit them)"
+    ),
+    overrides: list[str] = typer.Option(None, "--set", help="override for every run: key=value or section.key=value (repeatable)"),
+    list_only: bool = typer.Option(False, "--list", help="only list the runs and how far each has got"),
+    threads: int = ThreadsOpt,
+):
+    """Methods x seeds of one config, each a resumable `prism run`, sharing expert data, probe and SFT-all."""
+    use_threads(threads)
+    from prismrl.pipeline.grid import grid_plan, run_grid, save_shared_inputs
+    from prismrl.report.save import save_summary
+
+    try:
+        plan = grid_plan(config, _csv(methods), _csv(seeds, int), _csv(shares, float), _csv(share_methods), overrides or [])
+        if list_only:
+            for entry in plan:
+                run_dir = Path(out) / entry.name
+                state = "done" if (run_dir / "summary.json").exists() else "started" if run_dir.exists() else "to do"
+                stdout.print(f"{entry.name:<28} {state}")
+            return
+        for entry, run_dir, summary in run_grid(config, out, plan, overrides or []):
+            if summary is None:
+                console.print(f"[bold]grid[/] {entry.name}: running → {run_dir}")
+                continue
+            line = ", ".join(f"{split} success {100 * r['success']:.1f}% score {r['score']:.1f}" for split, r in summary["eval"].items())
+            stdout.print(f"grid {entry.name}: {line}; {summary['cost']['total']['wall_seconds']:.0f} s")
+            if results:
+                save_summary(run_dir, Path(results) / entry.name)
+                save_shared_inputs(out, plan, Path(results) / "shared")
+    except USER_ERRORS as error:
+        _fail(error)
+
+
 @app.command()
 def export(
     run_dir: str = typer.Argument(..., help="a `prism route` or `prism run` folder"),
@@ -529,7 +582,7 @@ def export(
     out: str = typer.Option(None, help="output folder (default RUN_DIR/export/<format>)"),
     alfworld_data: str = typer.Option(None, "--alfworld-data", help="ALFWorld data folder holding json_2.1.1 (default $ALFWORLD_DATA)"),
 ):
-    """Export a split for LLaMA-Factory (SFT) or verl-agent (RL) to run the paper's stack."""
+    """Export a routing for LLaMA-Factory (SFT) or verl-agent (RL) to run the paper's stack."""
     from prismrl.export import export_llamafactory, export_verl_agent
 
     try:
@@ -557,6 +610,21 @@ def report(
     except USER_ERRORS as error:
         _fail(error)
     stdout.print(Path(out, "comparison.md").read_text())
+
+
+@app.command()
+def results(
+    grids: list[str] = typer.Argument(..., help="results folders of `prism grid --results` (one per environment)"),
+    out: str = typer.Option("RESULTS.md", help="the page to write; figures go to results/figures beside it"),
+):
+    """RESULTS.md from committed grid runs: tables over seeds with intervals, cost, the paper's claims with verdicts, plots."""
+    from prismrl.report.results import write_results
+
+    try:
+        write_results(grids, out)
+    except USER_ERRORS as error:
+        _fail(error)
+    stdout.print(f"wrote {out}")
 
 
 def main() -> None:  # pragma: no cover - `python -m prismrl.cli`

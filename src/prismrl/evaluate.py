@@ -1,7 +1,7 @@
 """Evaluation: play N episodes of a split with the model and report success (per task type),
 WebShop-style score (100 × mean final reward) and episode length, with full transcripts.
 
-Deterministic for a seed: the episodes are the split's tasks in a seeded order, and sampling is
+Deterministic for its seeds: the episodes are the split's tasks in an order seeded by `task_seed`, and sampling is
 seeded per turn.
 """
 
@@ -40,7 +40,10 @@ class EvalConfig:
     vllm_gpu_memory: float = 0.8  # share of the GPU vLLM may take
     batch_episodes: int = 32  # episodes generated together
     n_workers: int = 0
-    seed: int = 0
+    seed: int = 0  # sampling
+    # The goals' order, apart from the sampling seed: every training seed of a method is measured
+    # on the same goals (issue 13), and methods are compared goal by goal.
+    task_seed: int = 0
     out: str = ""
     dtype: str = "float32"  # compute precision; evaluation loads the weights in it (models.resolve_dtype)
     device: str | None = None
@@ -132,7 +135,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
         model.eval()
     listing = make(cfg.env, **cfg.env_config)
     try:
-        tasks = choose_tasks(listing.tasks(cfg.split), cfg.episodes, cfg.seed)
+        tasks = choose_tasks(listing.tasks(cfg.split), cfg.episodes, cfg.task_seed)
     finally:
         listing.close()
     sampling = SamplingConfig(

@@ -1,4 +1,4 @@
-"""Hand a PRISM split to the paper's own stack: LLaMA-Factory for SFT, verl-agent for RL.
+"""Hand a PRISM routing to the paper's own stack: LLaMA-Factory for SFT, verl-agent for RL.
 
     prism export --format llamafactory RUN_DIR   →  RUN_DIR/export/llamafactory/
         prism_sft.json        the SFT half in LLaMA-Factory's sharegpt format
@@ -10,7 +10,7 @@
         webshop_goal_idxs.json          the RL half's goal indexes (WebShop only)
         restrict_webshop_goals.py       the one-line edit that makes verl-agent train on them
 
-RUN_DIR is a `prism route` output folder or a `prism run` folder (whose split is in route/).
+RUN_DIR is a `prism route` output folder or a `prism run` folder (whose routing is in route/).
 
 verl-agent trains ALFWorld on the games its `dataset.data_path` holds, so the export links only the
 RL half's games into a folder of their own. Its WebShop env has no such hook: it samples training
@@ -94,9 +94,9 @@ def webshop_goal_indexes(task_ids: list[str]) -> list[int]:
 
 def _route_dir(run_dir: Path) -> Path:
     for candidate in (run_dir, run_dir / "route"):
-        if (candidate / "split.json").exists():
+        if (candidate / "routing.json").exists():
             return candidate
-    raise MissingFile(f"{run_dir} holds no split.json (neither a `prism route` nor a `prism run` folder)")
+    raise MissingFile(f"{run_dir} holds no routing.json (neither a `prism route` nor a `prism run` folder)")
 
 
 def to_llamafactory_record(trajectory) -> dict:

@@ -3,8 +3,8 @@
 phase          writes (in the run folder)              done when         ledger
 expert_data    data/expert.jsonl                       generate_report   –
 pass_rates     route/pass_rates.json                   itself            pass-rate
-probe_route    route/{sft,rl}.jsonl, split.json, report  split.json      probe
-plain_route    route/{sft,rl}.jsonl, split.json          split.json      –   (random, pass-rate)
+probe_route    route/{sft,rl}.jsonl, routing.json, report  routing.json      probe
+plain_route    route/{sft,rl}.jsonl, routing.json          routing.json      –   (random, pass-rate, conflict)
 sft            sft/final                               its config.json   sft
 rl             rl/final                                its config.json   rl
 evaluate       eval/<split>/results.json + episodes    results.json      eval
@@ -87,15 +87,14 @@ def _probe_max_length(run: Run) -> int:
     return run.cfg.probe.get("max_length", DEFAULT_MAX_LENGTH)
 
 
-@phase("probe", output="route", done="route/split.json")
+@phase("probe", output="route", done="route/routing.json")
 def probe_route(run: Run, cost: CostRecord, expert: Path) -> None:
     """Stages I–III (`pipeline.stages.probe_and_route`) with the plan's router and metric."""
     from prismrl.config import RouteConfig
-    from prismrl.fileio import read_jsonl_prefix
     from prismrl.pipeline.stages import probe_and_route
 
     cfg, route_dir = run.cfg, run.out / "route"
-    probe_and_route(
+    result = probe_and_route(
         RouteConfig(
             data=str(expert),
             out=str(route_dir),
@@ -110,17 +109,20 @@ def probe_route(run: Run, cost: CostRecord, expert: Path) -> None:
             normalize=cfg.probe.get("normalize", "none"),
         )
     )
-    cost.add(backward=sum(r.get("n_tokens") or 0 for r in read_jsonl_prefix(route_dir / "probe.jsonl")))
+    # What this run probed: records resumed from an earlier try or shared by `prism grid` were
+    # counted where they were computed.
+    cost.add(backward=result.probe.tokens if result.probe else 0)
 
 
-@phase(None, output="route", done="route/split.json")
+@phase(None, output="route", done="route/routing.json")
 def plain_route(run: Run, cost: None, expert: Path) -> None:
-    """The routers that need no gradient probe: random, and pass-rate (from `pass_rates`)."""
+    """The routers that need no gradient probe: random, pass-rate (from `pass_rates`), and the
+    premise testbed's oracles that route by the known conflicting task type."""
     from prismrl.data.format import CannotEncode, encode
     from prismrl.data.io import load_trajectories
     from prismrl.models import load_tokenizer
     from prismrl.pipeline.stages import write_halves
-    from prismrl.prism.route import route, split_by_score
+    from prismrl.prism.route import halves_by_score, route
 
     cfg, router = run.cfg, run.plan.router
     rl_share = cfg.route.get("rl_share", 0.5)
@@ -134,24 +136,29 @@ def plain_route(run: Run, cost: None, expert: Path) -> None:
         except CannotEncode as error:
             excluded[t.id] = str(error)
     kept = [t for t in trajectories if t.id not in excluded]
-    if router == "pass-rate":
-        rates = json.loads(pass_rates(run, expert).read_text())
-        scores = {t.id: rates[t.task_id] for t in kept}
-        # Many tasks share a rate (0 or 1 at small k); a seeded draw, not id order, breaks those ties
-        # so that one task type (ALFWorld ids group by type) does not fill a half.
-        ids_sft, ids_rl, threshold = split_by_score(scores, rl_share, tie_seed=cfg.seed)
-        split = {
-            "router": "pass-rate",
-            "metric": "base pass rate",
+    if router == "random":
+        routing = route([{"id": t.id} for t in kept], router, rl_share=rl_share, seed=cfg.seed).to_dict()
+    else:
+        if router == "pass-rate":
+            rates = json.loads(pass_rates(run, expert).read_text())
+            metric, scores = "base pass rate", {t.id: rates[t.task_id] for t in kept}
+        else:  # conflict / conflict-inverse: the testbed's known conflicting tasks (envs/mirror) to RL / to SFT
+            sign = 1.0 if router == "conflict" else -1.0
+            conflict = cfg.route["conflict_type"]
+            metric, scores = f"task type {conflict}", {t.id: sign * float(t.meta.get("task_type") == conflict) for t in kept}
+        # Many trajectories share a score (a rate of 0 or 1 at small k, one task type); a seeded draw,
+        # not id order, breaks those ties so that ids that group by type do not fill a half.
+        ids_sft, ids_rl, threshold = halves_by_score(scores, rl_share, tie_seed=cfg.seed)
+        routing = {
+            "router": router,
+            "metric": metric,
             "threshold": threshold,
             "rl_share": rl_share,
             "ids_sft": ids_sft,
             "ids_rl": ids_rl,
             "scores": scores,
         }
-    else:
-        split = route([{"id": t.id} for t in kept], router, rl_share=rl_share, seed=cfg.seed).to_dict()
-    write_halves(run.out / "route", trajectories, {**split, "excluded": excluded})
+    write_halves(run.out / "route", trajectories, {**routing, "excluded": excluded})
 
 
 def sft_config(run: Run, data: Path):

@@ -19,7 +19,7 @@ from prismrl.pipeline.run_config import RunConfig
 SUMMARY_KEYS = ("success", "success_ci95", "score", "score_ci95", "mean_steps", "success_by_type", "episodes")
 
 
-def _save_config(cfg: RunConfig, out: Path) -> None:
+def save_config(cfg: RunConfig, out: Path) -> None:
     """The resolved config beside the results; a folder holding another run's config is refused."""
     config_file = out / "config.yaml"
     resolved = yaml.safe_dump(asdict(cfg), sort_keys=False)
@@ -32,7 +32,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     """Run (or resume) one method's pipeline into `out`; returns the summary also written there."""
     job = Run(cfg, Path(out))
     job.out.mkdir(parents=True, exist_ok=True)
-    _save_config(cfg, job.out)
+    save_config(cfg, job.out)
     plan = job.plan
     if cfg.games:
         if cfg.env != "alfworld":
@@ -42,7 +42,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     if plan.sft or plan.rl:
         sft_data = rl_data = Path(cfg.data) if cfg.data else phases.expert_data(job)
     if plan.router:
-        route = phases.plain_route if plan.router in ("random", "pass-rate") else phases.probe_route
+        route = phases.probe_route if plan.probes else phases.plain_route
         route_dir = route(job, sft_data)
         sft_data, rl_data = route_dir / "sft.jsonl", route_dir / "rl.jsonl"
     model = cfg.model

@@ -9,6 +9,7 @@ config (YAML + `--set` overrides, strict keys, typed values).
     prism-gini     SFT half          RL half                  Gini (prism-kurtosis, prism-cv)
     inverse        SFT half          RL half                  Gini, high → SFT
     random / magnitude / loss / length / pass-rate            (same halves, another router)
+    conflict-to-rl / conflict-to-sft                          (the premise testbed's oracles: envs/mirror)
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class Plan:
     metric: str = "gini"
     advantage: str = "grpo"
 
+    @property
+    def probes(self) -> bool:
+        """Whether its router needs the gradient probe (random, pass-rate and the oracles route without it)."""
+        return self.router is not None and self.router not in NO_PROBE_ROUTERS
+
 
 METHODS = {
     "base": Plan(),
@@ -48,7 +54,11 @@ METHODS = {
     "loss": Plan("half", "half", "loss"),
     "length": Plan("half", "half", "length"),
     "pass-rate": Plan("half", "half", "pass-rate"),
+    # The premise testbed's oracles (envs/mirror): trajectories of route.conflict_type to RL, or to SFT.
+    "conflict-to-rl": Plan("half", "half", "conflict"),
+    "conflict-to-sft": Plan("half", "half", "conflict-inverse"),
 }
+NO_PROBE_ROUTERS = ("random", "pass-rate", "conflict", "conflict-inverse")
 
 
 AGENT_CONTEXT = ("max_new_tokens", "max_turns", "history_window", "max_prompt_tokens", "kv_cache")
@@ -72,6 +82,7 @@ class ProbeSection:
 @dataclass
 class RouteSection:
     rl_share: float = 0.5
+    conflict_type: str = "mirror"  # conflict-to-rl / conflict-to-sft: the task type known to conflict with the prior
 
 
 @dataclass

@@ -18,12 +18,12 @@ from prismrl.errors import ConfigError, InputError, MissingFile
 from prismrl.fileio import atomic_write_json, read_jsonl_prefix
 from prismrl.prism.runner import META_FILE, PROBE_FILE, ProbeMismatch, ProbeSummary, run_probe
 from prismrl.prism.report import write_route_report
-from prismrl.prism.route import Split, route
+from prismrl.prism.route import Routing, route
 
 
 @dataclass
 class RouteResult:
-    split: Split
+    routing: Routing
     n_flagged: int
     n_skipped: int
     n_truncated: int
@@ -130,17 +130,17 @@ def _check_complete(records: list[dict], trajectories, probe_dir) -> None:
         )
 
 
-def write_halves(out_dir: Path, trajectories, split: dict) -> None:
-    """sft.jsonl and rl.jsonl (the trajectories of `split`'s ids_sft and ids_rl, in that order),
-    then split.json, the routing's record and the route phase's done-marker."""
+def write_halves(out_dir: Path, trajectories, routing: dict) -> None:
+    """sft.jsonl and rl.jsonl (the trajectories of `routing`'s ids_sft and ids_rl, in that order),
+    then routing.json, the routing's record and the route phase's done-marker."""
     by_id = {t.id: t for t in trajectories}
-    save_trajectories([by_id[i] for i in split["ids_sft"]], out_dir / "sft.jsonl")
-    save_trajectories([by_id[i] for i in split["ids_rl"]], out_dir / "rl.jsonl")
-    atomic_write_json(out_dir / "split.json", split)
+    save_trajectories([by_id[i] for i in routing["ids_sft"]], out_dir / "sft.jsonl")
+    save_trajectories([by_id[i] for i in routing["ids_rl"]], out_dir / "rl.jsonl")
+    atomic_write_json(out_dir / "routing.json", routing)
 
 
 def probe_and_route(cfg: RouteConfig) -> RouteResult:
-    """Stages I–III: probe (or reuse cfg.probe), score, route, write halves + split.json + report."""
+    """Stages I–III: probe (or reuse cfg.probe), score, route, write halves + routing.json + report."""
     from prismrl.launch import launched_world_size
 
     if launched_world_size() > 1:
@@ -166,13 +166,13 @@ def probe_and_route(cfg: RouteConfig) -> RouteResult:
     records = [r for r in records if r["id"] in by_id]
     flagged = {r["id"]: r["flag"] for r in records if r.get("flag")}
     valid = [r for r in records if not r.get("flag")]
-    split = route(valid, cfg.router, cfg.metric, cfg.rl_share, meta["unit_numel"], cfg.normalize, cfg.seed)
+    routing = route(valid, cfg.router, cfg.metric, cfg.rl_share, meta["unit_numel"], cfg.normalize, cfg.seed)
 
-    write_halves(out, trajectories, {**split.to_dict(), "normalization": cfg.normalize, "excluded": {**flagged, **split.excluded}})
+    write_halves(out, trajectories, {**routing.to_dict(), "normalization": cfg.normalize, "excluded": {**flagged, **routing.excluded}})
     n_truncated = sum(bool(r.get("truncated")) for r in records)
-    write_route_report(out, split, valid, meta, cfg.normalize, flagged, skipped, n_truncated)
+    write_route_report(out, routing, valid, meta, cfg.normalize, flagged, skipped, n_truncated)
     return RouteResult(
-        split,
+        routing,
         len(flagged),
         len(skipped),
         n_truncated,

@@ -2,4 +2,4 @@
 a gradient norm per projection; `units.py` finds the projections, `batched.py` is the same probe
 several trajectories at a time, `runner.py` drives it over a file with resume and sharding),
 Stage II `score.py` (how concentrated the norm vector is), Stage III `route.py` (the median
-split), and `report.py` (what a split looks like)."""
+split), and `report.py` (what a routing looks like)."""

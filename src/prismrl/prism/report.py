@@ -1,6 +1,6 @@
-"""What a split looks like and what its score tracks: `report.md`, `scores.png`, `layers.png`.
+"""What a routing looks like and what its score tracks: `report.md`, `scores.png`, `layers.png`.
 
-The report puts the evidence next to the split: how the score correlates with loss and length
+The report puts the evidence next to the routing: how the score correlates with loss and length
 (is concentration just difficulty?), how often the other routers agree, and which unit kinds
 carry the gradient in each half. Figures are written atomically.
 """
@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from prismrl.fileio import atomic_savefig, atomic_write_text  # noqa: E402
 from prismrl.prism.score import METRICS, normalize  # noqa: E402
 from prismrl.prism.units import UNIT_ORDER  # noqa: E402
-from prismrl.prism.route import Split, route  # noqa: E402
+from prismrl.prism.route import Routing, route  # noqa: E402
 
 COMPARED_ROUTERS = [("prism", "gini"), ("prism", "kurtosis"), ("prism", "cv"), ("magnitude", None), ("loss", None), ("length", None)]
 
@@ -52,8 +52,8 @@ def agreement(records: list[dict], meta: dict, normalization: str, rl_share: flo
     """Fraction of trajectories two routers put on the same side."""
     sides = {}
     for router, metric in COMPARED_ROUTERS:
-        split = route(records, router, metric or "gini", rl_share, meta["unit_numel"], normalization)
-        rl = set(split.ids_rl)
+        routing = route(records, router, metric or "gini", rl_share, meta["unit_numel"], normalization)
+        rl = set(routing.ids_rl)
         sides[_label(router, metric)] = np.array([r["id"] in rl for r in records])
     names = list(sides)
     return pd.DataFrame([[float((sides[a] == sides[b]).mean()) for b in names] for a in names], index=names, columns=names)
@@ -100,20 +100,20 @@ def score_bins(values: list[float], threshold: float | None, n_bins: int) -> np.
     return threshold + width * np.arange(low, high + 1)
 
 
-def plot_scores(split: Split, path: Path) -> None:
+def plot_scores(routing: Routing, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    sft = [split.scores[i] for i in split.ids_sft]
-    rl = [split.scores[i] for i in split.ids_rl]
+    sft = [routing.scores[i] for i in routing.ids_sft]
+    rl = [routing.scores[i] for i in routing.ids_rl]
     values = sft + rl
-    bins = score_bins(values, split.threshold, min(40, max(5, len(values) // 3)))
+    bins = score_bins(values, routing.threshold, min(40, max(5, len(values) // 3)))
     ax.hist(sft, bins=bins, color="tab:blue", alpha=0.75, label=f"SFT ({len(sft)})")
     ax.hist(rl, bins=bins, color="tab:red", alpha=0.75, label=f"RL ({len(rl)})")
-    if split.threshold is not None:
-        ax.axvline(split.threshold, color="black", linestyle="--", label=f"threshold {split.threshold:.4g}")
-    ax.set_xlabel(split.metric or "random draw")
+    if routing.threshold is not None:
+        ax.axvline(routing.threshold, color="black", linestyle="--", label=f"threshold {routing.threshold:.4g}")
+    ax.set_xlabel(routing.metric or "random draw")
     ax.set_ylabel("trajectories")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks on small inputs
-    ax.set_title(f"router {split.router}, RL share {split.rl_share:.0%}")
+    ax.set_title(f"router {routing.router}, RL share {routing.rl_share:.0%}")
     ax.legend()
     atomic_savefig(fig, path)
     plt.close(fig)
@@ -147,7 +147,7 @@ def plot_layers(records_by_half: dict[str, list[dict]], meta: dict, path: Path) 
 
 def write_route_report(
     out_dir: Path,
-    split: Split,
+    routing: Routing,
     records: list[dict],
     meta: dict,
     normalization: str,
@@ -158,8 +158,8 @@ def write_route_report(
     out_dir = Path(out_dir)
     table = score_table(records, meta, normalization)
     by_id = {r["id"]: r for r in records}
-    halves = {"SFT": [by_id[i] for i in split.ids_sft], "RL": [by_id[i] for i in split.ids_rl]}
-    plot_scores(split, out_dir / "scores.png")
+    halves = {"SFT": [by_id[i] for i in routing.ids_sft], "RL": [by_id[i] for i in routing.ids_rl]}
+    plot_scores(routing, out_dir / "scores.png")
     plot_layers(halves, meta, out_dir / "layers.png")
 
     stats = pd.DataFrame(
@@ -177,11 +177,11 @@ def write_route_report(
         .T
     )
     lines = [
-        "# PRISM split report",
+        "# PRISM routing report",
         "",
         f"- model: `{meta['model']}`, {len(meta['unit_names'])} units, max length {meta['max_length']}, dtype {meta['dtype']}",
-        f"- router: **{split.router}**, metric: {split.metric}, normalization: {normalization}, RL share {split.rl_share:.0%}",
-        f"- trajectories routed: {len(records)} → SFT {len(split.ids_sft)}, RL {len(split.ids_rl)}; threshold {split.threshold}",
+        f"- router: **{routing.router}**, metric: {routing.metric}, normalization: {normalization}, RL share {routing.rl_share:.0%}",
+        f"- trajectories routed: {len(records)} → SFT {len(routing.ids_sft)}, RL {len(routing.ids_rl)}; threshold {routing.threshold}",
         f"- truncated to the context length (oldest turns dropped): {n_truncated}",
         f"- excluded by the probe (flagged): {len(flagged)}; skipped as invalid input: {len(skipped)}",
         "",
@@ -199,7 +199,7 @@ def write_route_report(
         "",
         "## How often routers agree (fraction on the same side)",
         "",
-        _markdown(agreement(records, meta, normalization, split.rl_share)),
+        _markdown(agreement(records, meta, normalization, routing.rl_share)),
         "",
         "## Gradient energy by unit kind",
         "",

@@ -1,11 +1,11 @@
-"""PRISM Stage III: split trajectories into an SFT half and an RL half by a score (paper §3.3).
+"""PRISM Stage III: route trajectories into an SFT half and an RL half by a score (paper §3.3).
 
     s_i ≤ median(s) → D_SFT        s_i > median(s) → D_RL
 
 Every router is the same rule on a different score: rank by (score, id), the top
-⌊rl_share·n⌋ go to RL. Ranking by id among equal scores makes the split deterministic and the
+⌊rl_share·n⌋ go to RL. Ranking by id among equal scores makes the routing deterministic and the
 sizes exact (⌈n/2⌉ SFT, ⌊n/2⌋ RL at the median: the median item itself satisfies s ≤ median).
-This module is pure: scores in, split out.
+This module is pure: scores in, routing out.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROUTERS = ("prism", "inverse", "random", "magnitude", "loss", "length")
 
 
 @dataclass
-class Split:
+class Routing:
     router: str
     metric: str | None
     threshold: float | None
@@ -36,7 +36,7 @@ class Split:
         return asdict(self)
 
 
-def split_by_score(
+def halves_by_score(
     scores: dict[str, float], rl_share: float = 0.5, tie_seed: int | None = None
 ) -> tuple[list[str], list[str], float | None]:
     """(ids_sft, ids_rl, threshold): the ⌊rl_share·n⌋ highest scores go to RL, ties ranked by id,
@@ -81,7 +81,7 @@ def router_scores(
         return "n_tokens", {r["id"]: float(r["n_tokens"]) for r in records}
     if router == "random":
         rng = np.random.default_rng(seed)
-        # Draw in id order so the split does not depend on the input order.
+        # Draw in id order so the routing does not depend on the input order.
         draws = rng.random(len(ids))
         return None, {i: float(d) for i, d in zip(sorted(ids), draws)}
     raise ConfigError(f"unknown router {router!r}; use one of {ROUTERS}")
@@ -95,8 +95,8 @@ def route(
     unit_numel=None,
     normalization: str = "none",
     seed: int = 0,
-) -> Split:
-    """Split valid probe records (flagged ones must be removed by the caller)."""
+) -> Routing:
+    """Route valid probe records (flagged ones must be removed by the caller)."""
     if not records:
         raise InputError("nothing to route: no valid probe records")
     metric_name, scores = router_scores(router, records, unit_numel, metric, normalization, seed)
@@ -105,5 +105,5 @@ def route(
     scores = {i: s for i, s in scores.items() if i not in excluded}
     if not scores:
         raise InputError(f"nothing to route: every {metric_name} score is not finite")
-    ids_sft, ids_rl, threshold = split_by_score(scores, rl_share)
-    return Split(router, metric_name, threshold, rl_share, ids_sft, ids_rl, scores, excluded)
+    ids_sft, ids_rl, threshold = halves_by_score(scores, rl_share)
+    return Routing(router, metric_name, threshold, rl_share, ids_sft, ids_rl, scores, excluded)

@@ -1,1 +1,1 @@
-"""How runs compare (runs.py); the split report is `prismrl.prism.report`."""
+"""How runs compare (runs.py); the routing report is `prismrl.prism.report`."""

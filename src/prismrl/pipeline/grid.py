@@ -1,0 +1,169 @@
+"""`prism grid`: the experiment grid — methods × seeds (and RL-share variants) of one run config,
+each a `prism run` folder `DIR/<name>`, run one after another, one seed of every method before
+the next seed. It resumes: a finished run (its summary.json) is skipped and an interrupted one
+resumes at its phase, so an interruption loses at most the phase it stopped in.
+
+Runs share what their methods compute alike. Before a run starts, a sibling's finished output is
+copied into its folder (a checkpoint as hard links), so the phase finds its done-marker and is
+skipped, and the sibling's own ledger records for it are copied, marked "shared from <run>", so
+every run's ledger still holds everything its method costs:
+
+    what                 taken by                                from
+    expert data          every run (one config: the same data)   a run that generated it
+    probe records        every router that probes                a run that probed
+    SFT on all the data  sft-all / sft-then-rl of the same seed  the one that trained it
+
+Seeds are training seeds: the expert data and the evaluation goals (`eval.task_seed`) stay the
+same across seeds and methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prismrl.fileio import JsonlAppender, atomic_dir, read_jsonl_prefix
+from prismrl.ledger import LEDGER_FILE
+from prismrl.pipeline.run import run, save_config
+from prismrl.pipeline.run_config import METHODS, RunConfig, load_run_config
+from prismrl.prism.runner import META_FILE, PROBE_FILE
+
+SHARED = "shared from"
+PROBE_FILES = (PROBE_FILE, META_FILE)  # the records first: copied meta without records would start a new probe
+
+
+@dataclass(frozen=True)
+class Entry:
+    method: str
+    seed: int
+    rl_share: float | None = None  # None: the config's
+
+    @property
+    def name(self) -> str:
+        share = "" if self.rl_share is None else f"-rl{self.rl_share:g}"
+        return f"{self.method}{share}-s{self.seed}"
+
+
+def grid_plan(
+    config: str | Path, methods: list[str], seeds: list[int], shares: list[float] = (), share_methods: list[str] = (), overrides=()
+) -> list[Entry]:
+    """The grid in run order: every method of a seed, then that seed's RL-share variants (a share
+    equal to the config's is the method's own run, not a second one)."""
+    config_share = load_run_config(config, list(overrides)).route["rl_share"]
+    variants = [share for share in shares if share != config_share]
+    return [
+        entry
+        for seed in seeds
+        for entry in [Entry(m, seed) for m in methods] + [Entry(m, seed, share) for m in share_methods for share in variants]
+    ]
+
+
+def entry_config(config: str | Path, entry: Entry, overrides: list[str] = ()) -> RunConfig:
+    share = [] if entry.rl_share is None else [f"route.rl_share={entry.rl_share}"]
+    return load_run_config(config, [*overrides, f"method={entry.method}", f"seed={entry.seed}", *share])
+
+
+def run_grid(
+    config: str | Path, out: str | Path, grid: list[Entry], overrides: list[str] = ()
+) -> Iterator[tuple[Entry, Path, dict | None]]:
+    """Run (or resume) every entry into `out/<entry.name>`; yields (entry, folder, None) as a run
+    starts and (entry, folder, summary) once it is done (at once for a run finished earlier)."""
+    out = Path(out)
+    configs = {entry: entry_config(config, entry, overrides) for entry in grid}  # every typo before the first hour of work
+    for entry in grid:
+        cfg, run_dir = configs[entry], out / entry.name
+        summary_file = run_dir / "summary.json"
+        if not summary_file.exists():
+            yield entry, run_dir, None
+            save_config(cfg, run_dir)  # a folder holding another config is refused before anything is copied into it
+            take_shared(cfg, run_dir, [out / e.name for e in grid if e != entry])
+            run(cfg, run_dir)
+        yield entry, run_dir, json.loads(summary_file.read_text())
+
+
+def take_shared(cfg: RunConfig, run_dir: Path, siblings: list[Path]) -> None:
+    """Copy into `run_dir` whatever of its work a sibling has finished and it has not started."""
+    plan = METHODS[cfg.method]
+    if cfg.data is None and not (run_dir / "data").exists():
+        source = _first(siblings, lambda s: (s / "data" / "generate_report.json").exists())
+        if source:
+            _copy_dir(source / "data", run_dir / "data")
+    if plan.probes and not (run_dir / "route" / PROBE_FILES[0]).exists():
+        source = _first(siblings, _probe_finished)
+        if source:
+            _copy_records(source, run_dir, "probe")
+            for name in PROBE_FILES:
+                _copy_file(source / "route" / name, run_dir / "route" / name)
+    if plan.sft == "all" and not (run_dir / "sft").exists():
+        source = _first(
+            siblings,
+            lambda s: (s / "sft" / "final" / "config.json").exists() and _trains_sft_on_all(s, cfg.seed) and _cost_records(s, "sft"),
+        )
+        if source:
+            _copy_records(source, run_dir, "sft")
+            _copy_dir(source / "sft", run_dir / "sft", link=True)
+
+
+def save_shared_inputs(out: str | Path, grid: list[Entry], dest: str | Path) -> None:
+    """The expert data and the probe records, once for the whole grid (every run's summary leaves
+    them out), so that analyses of the score can be redone from `results/` alone."""
+    source = _first([Path(out) / e.name for e in grid], _probe_finished)
+    if source is None or (Path(dest) / "route" / PROBE_FILE).exists():
+        return
+    for relative in ("data/expert.jsonl", "data/generate_report.json", f"route/{META_FILE}", f"route/{PROBE_FILE}"):
+        _copy_file(source / relative, Path(dest) / relative)
+
+
+def _probe_finished(run_dir: Path) -> bool:
+    finished = (run_dir / "route" / "routing.json").exists() and all((run_dir / "route" / name).exists() for name in PROBE_FILES)
+    return finished and bool(_cost_records(run_dir, "probe"))
+
+
+def _first(candidates: list[Path], ok) -> Path | None:
+    return next((c for c in candidates if ok(c)), None)
+
+
+def _trains_sft_on_all(run_dir: Path, seed: int) -> bool:
+    import yaml
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return METHODS[config["method"]].sft == "all" and config["seed"] == seed
+
+
+def _cost_records(run_dir: Path, phase: str) -> list[dict]:
+    """What `phase` cost, as run_dir's ledger tells: its own records or, where it took the phase
+    from a sibling, only the records it copied (they name the run that paid; its own remainder,
+    such as routing a shared probe, is not part of what it passes on)."""
+    records = [r for r in read_jsonl_prefix(run_dir / LEDGER_FILE) if r["phase"] == phase]
+    return [r for r in records if SHARED in r.get("note", "")] or records
+
+
+def _copy_records(source: Path, run_dir: Path, phase: str) -> None:
+    """Called before the outputs are copied: an interruption in between leaves the records, and the
+    next try (which copies again) does not write them twice."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    present = read_jsonl_prefix(run_dir / LEDGER_FILE)
+    with JsonlAppender(run_dir / LEDGER_FILE) as sink:
+        for record in _cost_records(source, phase):
+            if SHARED not in record.get("note", ""):
+                record = {**record, "note": f"{record['note']} {SHARED} {source.name}".strip()}
+            if record not in present:
+                sink.write(record)
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """A copy, not a link: the probe phase opens its records for appending."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.copy")
+    shutil.copyfile(source, staging)
+    os.replace(staging, target)
+
+
+def _copy_dir(source: Path, target: Path, link: bool = False) -> None:
+    """`link`: hard links, for a checkpoint (no disk; a finished phase's files are never written again)."""
+    with atomic_dir(target) as staging:
+        shutil.copytree(source, staging, copy_function=os.link if link else shutil.copy2, dirs_exist_ok=True)
