@@ -41,13 +41,14 @@ REGISTRY: dict[str, str] = {
     "webshop": "prismrl.envs.webshop.engine:WebShopEnv",
     "alfworld": "prismrl.envs.alfworld.engine:AlfWorldEnv",
     "bandit": "prismrl.envs.bandit.engine:BanditEnv",
+    "mirror": "prismrl.envs.mirror.engine:MirrorHouseEnv",
 }
 
 
 # Each environment's cap on agent steps per episode: verl-agent's env.max_steps (ALFWorld 50,
 # WebShop 15), which the engines' own `max_steps` defaults also are. Rollouts (RL, evaluation,
 # pass rates), expert data and the verl-agent export all take it from here unless told otherwise.
-EPISODE_STEP_CAPS: dict[str, int] = {"alfworld": 50, "webshop": 15, "twx": 50, "bandit": 1}
+EPISODE_STEP_CAPS: dict[str, int] = {"alfworld": 50, "webshop": 15, "twx": 50, "bandit": 1, "mirror": 8}
 
 
 def episode_step_cap(name: str) -> int:
