@@ -19,7 +19,9 @@ def _save_run(folder: Path, name: str, method: str, seed: int, wins: list[bool],
     run = folder / name
     (run / "eval" / "test").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"method": method, "seed": seed, "env": "webshop", "route": {"rl_share": share}}))
-    episodes = [{"task_id": g, "won": w, "reward": 1.0 if w else 0.5} for g, w in zip(goals, wins)]
+    episodes = [
+        {"task_id": g, "task_type": ("odd", "even")[int(g) % 2], "won": w, "reward": 1.0 if w else 0.5} for g, w in zip(goals, wins)
+    ]
     (run / "eval" / "test" / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
     cost = {"phases": {p: {"wall_seconds": s} for p, s in phases.items()}, "total": {}}
     (run / "summary.json").write_text(json.dumps({"method": method, "eval": {"test": {"success": float(np.mean(wins))}}, "cost": cost}))
@@ -65,7 +67,10 @@ def test_the_page_has_every_method_the_paper_beside_and_a_verdict_per_claim(tmp_
     grid = _grid(tmp_path)
     assert sorted(r.name for r in load_grid(grid)) == sorted(p.name for p in grid.iterdir() if p.name != "inverse-s0")
     text = write_results([grid], tmp_path / "RESULTS.md")
-    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split(" | ")[0].strip("| "), line)  # the main table's row, not the by-type one
     assert rows["prism-gini"].startswith("| prism-gini | 2 | 75.0 ± 0.0 |") and "64.84 / 85.15" in rows["prism-gini"]
     # rl-all trains 60 min, prism-gini 1 + 10 + 20: 1.94x
     assert "| 1.94× |" in rows["prism-gini"] and "| 1.00× |" in rows["rl-all"]
@@ -74,6 +79,7 @@ def test_the_page_has_every_method_the_paper_beside_and_a_verdict_per_claim(tmp_
     assert "not run yet (inverse)" in rows["(b) PRISM-Gini > Inverse"]
     assert "RL wall-clock 0.50× SFT-then-RL's" in rows["(a) PRISM-Gini ≥ SFT-then-RL at about half the RL cost"]
     assert "not run yet (prism-gini-rl*)" in text
+    assert "| random | 25.0 | 25.0 |" in text  # by task type: goals 0-9 won, 5 of the 20 even ones and 5 of the 20 odd
     for png in ("webshop-pareto.png", "webshop-rl-curves.png"):
         assert (tmp_path / "results" / "figures" / png).stat().st_size > 0 and f"(results/figures/{png})" in text
 

@@ -193,9 +193,32 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines += [""]
+        lines += by_task_type(by_variant, split)
         lines += claims(by_variant, split)
     lines += plots(env, by_variant, splits[0], figures, relative_to)
     return lines
+
+
+def by_task_type(by_variant: dict[str, list[Run]], split: str) -> list[str]:
+    """Success % per task type (mean over seeds): ALFWorld's six types, WebShop's categories, the
+    mirror houses' plain / mirror."""
+    types = sorted({e.get("task_type") or "–" for group in by_variant.values() for r in group for e in r.episodes.get(split, [])})
+    if len(types) < 2:
+        return []
+    lines = ["Success % by task type (episodes of that type, mean over seeds):", "", "| method | " + " | ".join(types) + " |"]
+    lines.append("|" + "---|" * (len(types) + 1))
+    for variant, group in by_variant.items():
+        cells = []
+        for task_type in types:
+            rates = [
+                np.mean([e["won"] for e in r.episodes[split] if (e.get("task_type") or "–") == task_type])
+                for r in group
+                if split in r.episodes
+            ]
+            rates = [x for x in rates if np.isfinite(x)]
+            cells.append(f"{100 * np.mean(rates):.1f}" if rates else "–")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 CLAIMS = [
