@@ -23,14 +23,13 @@ import yaml
 
 from prismrl.errors import InputError, MissingFile
 from prismrl.fileio import atomic_savefig, atomic_write_text, read_jsonl_prefix
+from prismrl.report.runs import BASELINE, TRAINING_PHASES
 from prismrl.report.score_analysis import score_section
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-TRAINING_PHASES = ("probe", "pass-rate", "sft", "rl")  # the paper's cost (Table 3): evaluation apart
 RESAMPLES = 10_000
-BASELINE = "rl-all"
 METHOD_ORDER = ("base", "sft-all", "rl-all", "rl-all-gigpo", "sft-then-rl", "random", "pass-rate", "inverse", "magnitude", "loss", "length")
 METHOD_ORDER += ("prism-gini", "prism-kurtosis", "prism-cv", "conflict-to-sft", "conflict-to-rl")
 # ../shared/spec/method.md, the paper's Tables (8B models on 8×A100): success % / score.

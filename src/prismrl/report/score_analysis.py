@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from prismrl.data.io import load_trajectories
 from prismrl.fileio import read_jsonl_prefix
@@ -39,21 +40,15 @@ def scores_of(records: list[dict], metric: str) -> dict[str, float]:
 
 
 def spearman(x: list[float], y: list[float]) -> float:
-    """Pearson on average ranks (scipy is not a dependency)."""
-    rx, ry = _average_ranks(np.asarray(x, float)), _average_ranks(np.asarray(y, float))
+    """Pearson on average ranks (pandas' own spearman path needs scipy, not a dependency)."""
+    rx, ry = _average_ranks(x), _average_ranks(y)
     if rx.std() == 0 or ry.std() == 0:
         return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=float)
-    for value in np.unique(values):  # ties share their mean rank
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+def _average_ranks(values) -> np.ndarray:
+    return pd.Series(np.asarray(values, float)).rank(method="average").to_numpy()
 
 
 def rl_side(scores: dict[str, float], threshold: float | None = None) -> dict[str, bool]:
@@ -115,12 +110,12 @@ def stability_table(records: list[dict], alternatives: dict[str, list[dict]]) ->
 
 def roc_auc(scores: list[float], positive: list[bool]) -> float:
     """P(score of a positive > score of a negative), ties counting half (Mann-Whitney U)."""
-    ranks = _average_ranks(np.asarray(scores, float))
+    ranks = _average_ranks(scores)
     n_pos = sum(positive)
     n_neg = len(positive) - n_pos
     if not n_pos or not n_neg:
         return float("nan")
-    return float((ranks[np.asarray(positive)].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg))
+    return float((ranks[np.asarray(positive)].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def premise_table(records: list[dict], task_types: dict[str, str], conflict_type: str) -> list[str]:
