@@ -5,12 +5,11 @@ stability table of RESULTS.md (prismrl.report.score_analysis):
     bfloat16    the first --sample trajectories in bfloat16 instead of float32 (CPU: ~25x slower)
     repeat      the first --sample trajectories in float32 again: the probe has no dropout and
                 must give the same numbers, so no trajectory may change side
-    after-sft   every trajectory probed with a run's SFT checkpoint instead of the base model
-                (--after-sft RUN_DIR): the paper's stated limitation, that the routing is decided
-                once, before SFT has changed the model
 
     python scripts/probe_stability.py results/webshop-small/grid/shared [--sample 8] [--only repeat]
-    python scripts/probe_stability.py results/webshop-small/grid/shared --only after-sft --after-sft runs/grid/webshop-small/prism-gini-s0
+
+The probe by the SFT checkpoint (the paper's stated limitation) is a method of the grid instead,
+`prism-gini-reprobe`, whose RL then runs on the re-probed half; RESULTS.md reports both.
 
 Each probe resumes where it stopped (prism probe's own resume) and is written to
 SHARED/stability/<name>/; commit them with the grid's results.
@@ -65,10 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("shared", type=Path, help="prism grid --results DIR's shared/ folder")
     parser.add_argument("--sample", type=int, default=8, help="trajectories in the bfloat16 and repeat probes")
-    parser.add_argument(
-        "--only", choices=("paraphrase", "bfloat16", "repeat", "after-sft"), action="append", help="run only these (repeatable)"
-    )
-    parser.add_argument("--after-sft", type=Path, help="a prism run folder whose sft/final probes the data again (after-sft)")
+    parser.add_argument("--only", choices=("paraphrase", "bfloat16", "repeat"), action="append", help="run only these (repeatable)")
     args = parser.parse_args()
     meta = json.loads((args.shared / "route" / "probe_meta.json").read_text())
     expert = args.shared / "data" / "expert.jsonl"
@@ -80,17 +76,8 @@ def main() -> None:
         ),
         "bfloat16": lambda: RouteConfig(data=str(expert), out=str(stability / "bfloat16"), dtype="bfloat16", limit=args.sample, **common),
         "repeat": lambda: RouteConfig(data=str(expert), out=str(stability / "repeat"), dtype=meta["dtype"], limit=args.sample, **common),
-        "after-sft": lambda: RouteConfig(
-            data=str(expert),
-            out=str(stability / "after-sft"),
-            model=str(args.after_sft / "sft" / "final"),
-            max_length=meta["max_length"],
-            dtype=meta["dtype"],
-        ),
     }
-    if "after-sft" in (args.only or []) and not args.after_sft:
-        parser.error("after-sft needs --after-sft RUN_DIR")
-    for name in args.only or [n for n in plans if n != "after-sft" or args.after_sft]:
+    for name in args.only or plans:
         summary, _ = probe(plans[name]())
         print(f"{name}: probed {summary.n_probed} (resumed {summary.n_resumed}) of {summary.n_total} in {summary.seconds:.0f} s")
 

@@ -115,3 +115,29 @@ def test_the_command_lists_runs_and_saves_each_finished_runs_summary(tmp_path):
     assert goals[0] == goals[1]
     bad = CliRunner().invoke(app, [*grid[:-1], "zero"])
     assert bad.exit_code == 2 and "comma-separated list of int" in bad.output
+
+
+def test_the_reprobe_variant_takes_prism_ginis_sft_and_runs_rl_on_the_half_its_sft_model_finds_conflicting(tmp_path):
+    plan = [Entry("prism-gini", 0), Entry("prism-gini-reprobe", 0)]
+    list(run_grid(TINY, tmp_path, plan, CHEAP))
+    gini, reprobed = (tmp_path / e.name for e in plan)
+    weights = next((gini / "sft" / "final").glob("*.safetensors"))
+    assert (reprobed / "sft" / "final" / weights.name).stat().st_ino == weights.stat().st_ino
+    ledger = _ledger(reprobed)
+    assert [(r["phase"], r["note"]) for r in ledger] == [
+        ("probe", "shared from prism-gini-s0"),
+        ("sft", "shared from prism-gini-s0"),
+        ("probe", ""),  # routing the shared records: nothing probed
+        ("reprobe", ""),
+        ("rl", ""),
+        ("eval", "test"),
+    ]
+    assert ledger[3]["backward_tokens"] == ledger[0]["backward_tokens"] > 0  # every trajectory probed again
+    meta = json.loads((reprobed / "reroute" / "probe_meta.json").read_text())
+    assert meta["model"] == str(reprobed / "sft" / "final")
+    before, after = (json.loads((reprobed / folder / "routing.json").read_text()) for folder in ("route", "reroute"))
+    assert before == json.loads((gini / "route" / "routing.json").read_text())
+    assert len(after["ids_rl"]) == len(before["ids_rl"]) and after["scores"] != before["scores"]
+    routed = {json.loads(line)["task_id"] for line in (reprobed / "reroute" / "rl.jsonl").read_text().splitlines()}
+    trained = {t for m in read_jsonl_prefix(reprobed / "rl" / "rl_metrics.jsonl") for t in m["tasks"]}
+    assert trained and trained <= routed

@@ -15,7 +15,9 @@ from prismrl.report.results import difference, interval, load_grid, outcomes, ve
 GOALS = [str(i) for i in range(40)]
 
 
-def _save_run(folder: Path, name: str, method: str, seed: int, wins: list[bool], phases: dict, share: float = 0.5, goals=GOALS):
+def _save_run(
+    folder: Path, name: str, method: str, seed: int, wins: list[bool], phases: dict, share: float = 0.5, goals=GOALS, routings=None
+):
     run = folder / name
     (run / "eval" / "test").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"method": method, "seed": seed, "env": "webshop", "route": {"rl_share": share}}))
@@ -28,6 +30,9 @@ def _save_run(folder: Path, name: str, method: str, seed: int, wins: list[bool],
     if "rl" in phases:
         (run / "rl").mkdir()
         (run / "rl" / "rl_metrics.jsonl").write_text("".join(json.dumps({"reward": r}) + "\n" for r in (0.1, 0.4, 0.6)))
+    for folder_name, routing in (routings or {}).items():
+        (run / folder_name).mkdir()
+        (run / folder_name / "routing.json").write_text(json.dumps(routing))
 
 
 def _grid(tmp_path: Path) -> Path:
@@ -101,3 +106,20 @@ def test_seeds_on_different_goals_are_refused(tmp_path):
         outcomes(load_grid(grid), "test", "won")
     missing = CliRunner().invoke(app, ["results", str(tmp_path / "nowhere"), "--out", str(tmp_path / "R.md")])
     assert missing.exit_code == 2 and "no such results folder" in missing.output
+
+
+def test_the_reprobe_after_sft_reports_who_changed_side_and_the_outcome_against_prism_gini(tmp_path):
+    grid = _grid(tmp_path)
+    ids = [f"t{i}" for i in range(8)]
+    before = {"ids_rl": ids[4:], "scores": {i: float(k) for k, i in enumerate(ids)}}
+    # the SFT model reverses the order of the first six: t4, t5 leave the RL half, t0, t1 enter it
+    after_scores = {**{i: float(5 - k) for k, i in enumerate(ids[:6])}, "t6": 6.0, "t7": 7.0}
+    after = {"ids_rl": ["t0", "t1", "t6", "t7"], "scores": after_scores}
+    phases = {"probe": 60, "sft": 600, "reprobe": 60, "rl": 1200, "eval": 500}
+    _save_run(grid, "prism-gini-reprobe-s0", "prism-gini-reprobe", 0, [True] * 40, phases, routings={"route": before, "reroute": after})
+    text = write_results([grid], tmp_path / "RESULTS.md")
+    (row,) = [line for line in text.splitlines() if line.startswith("| 0 | ")]
+    rho = np.corrcoef(list(before["scores"].values()), list(after_scores.values()))[0, 1]  # no ties: Pearson on ranks
+    assert row.startswith(f"| 0 | 2/4 | {rho:+.2f} | +25.0 (")
+    # its probe column counts the re-probe: 1 + 1 min
+    assert any(line.startswith("| prism-gini-reprobe | 1 | 100.0 |") and "| 2 | 10 | 20 | 8 |" in line for line in text.splitlines())

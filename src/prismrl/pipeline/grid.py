@@ -12,6 +12,8 @@ every run's ledger still holds everything its method costs:
     expert data          every run (one config: the same data)   a run that generated it
     probe records        every router that probes                a run that probed
     SFT on all the data  sft-all / sft-then-rl of the same seed  the one that trained it
+    SFT on a half        runs of one router, metric and seed     the one that trained it
+                         (prism-gini-reprobe from prism-gini)
 
 Seeds are training seeds: the expert data and the evaluation goals (`eval.task_seed`) stay the
 same across seeds and methods.
@@ -98,10 +100,10 @@ def take_shared(cfg: RunConfig, run_dir: Path, siblings: list[Path]) -> None:
             _copy_records(source, run_dir, "probe")
             for name in PROBE_FILES:
                 _copy_file(source / "route" / name, run_dir / "route" / name)
-    if plan.sft == "all" and not (run_dir / "sft").exists():
+    if plan.sft and not (run_dir / "sft").exists():
         source = _first(
             siblings,
-            lambda s: (s / "sft" / "final" / "config.json").exists() and _trains_sft_on_all(s, cfg.seed) and _cost_records(s, "sft"),
+            lambda s: (s / "sft" / "final" / "config.json").exists() and _same_sft_data(s, cfg) and _cost_records(s, "sft"),
         )
         if source:
             _copy_records(source, run_dir, "sft")
@@ -127,11 +129,18 @@ def _first(candidates: list[Path], ok) -> Path | None:
     return next((c for c in candidates if ok(c)), None)
 
 
-def _trains_sft_on_all(run_dir: Path, seed: int) -> bool:
+def _same_sft_data(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether run_dir's SFT trained on what cfg's will, with its seed: all the data, or the same
+    router's half of the same probe (the grid's runs differ only in method, seed and RL share)."""
     import yaml
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    return METHODS[config["method"]].sft == "all" and config["seed"] == seed
+    theirs, ours = METHODS[config["method"]], METHODS[cfg.method]
+    if config["seed"] != cfg.seed or theirs.sft != ours.sft:
+        return False
+    return ours.sft == "all" or (
+        (theirs.router, theirs.metric) == (ours.router, ours.metric) and config["route"]["rl_share"] == cfg.route["rl_share"]
+    )
 
 
 def _cost_records(run_dir: Path, phase: str) -> list[dict]:

@@ -6,6 +6,7 @@ pass_rates     route/pass_rates.json                   itself            pass-ra
 probe_route    route/{sft,rl}.jsonl, routing.json, report  routing.json      probe
 plain_route    route/{sft,rl}.jsonl, routing.json          routing.json      –   (random, pass-rate, conflict)
 sft            sft/final                               its config.json   sft
+reprobe_route  reroute/{sft,rl}.jsonl, routing.json    routing.json      reprobe   (prism-gini-reprobe)
 rl             rl/final                                its config.json   rl
 evaluate       eval/<split>/results.json + episodes    results.json      eval
 """
@@ -111,6 +112,34 @@ def probe_route(run: Run, cost: CostRecord, expert: Path) -> None:
     )
     # What this run probed: records resumed from an earlier try or shared by `prism grid` were
     # counted where they were computed.
+    cost.add(backward=result.probe.tokens if result.probe else 0)
+
+
+@phase("reprobe", output="reroute", done="reroute/routing.json")
+def reprobe_route(run: Run, cost: CostRecord, expert: Path, sft_model: str) -> None:
+    """Stages I–III again, every trajectory probed with the SFT checkpoint instead of the base
+    model; the run's RL phase takes this routing's RL half. Every trajectory, not only the first
+    RL half: the median split needs scores from one model, and it keeps the RL share (and so the RL
+    budget) equal to prism-gini's."""
+    from prismrl.config import RouteConfig
+    from prismrl.pipeline.stages import probe_and_route
+
+    cfg = run.cfg
+    result = probe_and_route(
+        RouteConfig(
+            data=str(expert),
+            out=str(run.out / "reroute"),
+            model=sft_model,
+            dtype=cfg.dtype,
+            device=cfg.device,
+            router=run.plan.router,
+            metric=run.plan.metric,
+            seed=cfg.seed,
+            rl_share=cfg.route.get("rl_share", 0.5),
+            max_length=_probe_max_length(run),
+            normalize=cfg.probe.get("normalize", "none"),
+        )
+    )
     cost.add(backward=result.probe.tokens if result.probe else 0)
 
 

@@ -1,4 +1,4 @@
-"""`prism run`: one method's whole pipeline — data → probe → route → SFT → RL → eval — into one
+"""`prism run`: one method's whole pipeline — data → probe → route → SFT → (re-probe) → RL → eval — into one
 folder, resumable at every phase (`phases.py`), each phase's cost in `ledger.jsonl`."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
         phases.alfworld_games(job)
     sft_data = rl_data = None
     if plan.sft or plan.rl:
-        sft_data = rl_data = Path(cfg.data) if cfg.data else phases.expert_data(job)
+        expert = sft_data = rl_data = Path(cfg.data) if cfg.data else phases.expert_data(job)
     if plan.router:
         route = phases.probe_route if plan.probes else phases.plain_route
         route_dir = route(job, sft_data)
@@ -48,6 +48,8 @@ def run(cfg: RunConfig, out: str | Path) -> dict:
     model = cfg.model
     if plan.sft:
         model = str(phases.sft(job, sft_data))
+    if plan.reprobe:
+        rl_data = phases.reprobe_route(job, expert, model) / "rl.jsonl"
     if plan.rl:
         model = str(phases.rl(job, model, phases.task_ids(rl_data)))
     results = {split: json.loads(phases.evaluate(job, model, split=split).read_text()) for split in cfg.eval.get("splits", ["test"])}

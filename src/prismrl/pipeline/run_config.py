@@ -7,6 +7,7 @@ config (YAML + `--set` overrides, strict keys, typed values).
     rl-all         –                 all                      –          (GRPO; rl-all-gigpo: GiGPO)
     sft-then-rl    all               all                      –
     prism-gini     SFT half          RL half                  Gini (prism-kurtosis, prism-cv)
+    prism-gini-reprobe  SFT half     RL half of a second probe, by the SFT checkpoint (the paper's limitation)
     inverse        SFT half          RL half                  Gini, high → SFT
     random / magnitude / loss / length / pass-rate            (same halves, another router)
     conflict-to-rl / conflict-to-sft                          (the premise testbed's oracles: envs/mirror)
@@ -32,6 +33,7 @@ class Plan:
     router: str | None = None
     metric: str = "gini"
     advantage: str = "grpo"
+    reprobe: bool = False  # choose the RL tasks again by probing every trajectory with the SFT checkpoint
 
     @property
     def probes(self) -> bool:
@@ -48,6 +50,10 @@ METHODS = {
     "prism-gini": Plan("half", "half", "prism", "gini"),
     "prism-kurtosis": Plan("half", "half", "prism", "kurtosis"),
     "prism-cv": Plan("half", "half", "prism", "cv"),
+    # The routing is decided once, on the base model (the paper's stated limitation); this variant
+    # trains SFT on the same half, then probes every trajectory again with the SFT checkpoint and
+    # runs RL on the tasks of that probe's high-Gini half (same share, so the same RL budget).
+    "prism-gini-reprobe": Plan("half", "half", "prism", "gini", reprobe=True),
     "inverse": Plan("half", "half", "inverse", "gini"),
     "random": Plan("half", "half", "random"),
     "magnitude": Plan("half", "half", "magnitude"),

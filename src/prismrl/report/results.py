@@ -24,14 +24,14 @@ import yaml
 from prismrl.errors import InputError, MissingFile
 from prismrl.fileio import atomic_savefig, atomic_write_text, read_jsonl_prefix
 from prismrl.report.runs import BASELINE, TRAINING_PHASES
-from prismrl.report.score_analysis import score_section
+from prismrl.report.score_analysis import score_section, spearman
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 RESAMPLES = 10_000
 METHOD_ORDER = ("base", "sft-all", "rl-all", "rl-all-gigpo", "sft-then-rl", "random", "pass-rate", "inverse", "magnitude", "loss", "length")
-METHOD_ORDER += ("prism-gini", "prism-kurtosis", "prism-cv", "conflict-to-sft", "conflict-to-rl")
+METHOD_ORDER += ("prism-gini", "prism-gini-reprobe", "prism-kurtosis", "prism-cv", "conflict-to-sft", "conflict-to-rl")
 # ../shared/spec/method.md, the paper's Tables (8B models on 8×A100): success % / score.
 PAPER = {
     "webshop": {
@@ -68,6 +68,7 @@ class Run:
     episodes: dict[str, list[dict]]  # split → episodes in evaluation order
     phases: dict[str, float]  # phase → wall seconds
     rl_rewards: list[float] = field(default_factory=list)  # mean training reward per RL step
+    routings: dict[str, dict] = field(default_factory=dict)  # "route" (and "reroute": after SFT) → routing.json
 
     @property
     def variant(self) -> str:
@@ -101,6 +102,11 @@ def load_grid(folder: str | Path) -> list[Run]:
                 episodes=episodes,
                 phases={p: v["wall_seconds"] for p, v in summary["cost"]["phases"].items()},
                 rl_rewards=[m["reward"] for m in read_jsonl_prefix(run_dir / "rl" / "rl_metrics.jsonl")],
+                routings={
+                    folder: json.loads((run_dir / folder / "routing.json").read_text())
+                    for folder in ("route", "reroute")
+                    if (run_dir / folder / "routing.json").exists()
+                },
             )
         )
     return runs
@@ -183,7 +189,7 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
                 f"{100 * lo:.1f}–{100 * hi:.1f}",
                 _pm(list(reward.mean(axis=1)), 100),
                 f"{100 * slo:.1f}–{100 * shi:.1f}",
-                _minutes(phase("probe") + phase("pass-rate")),
+                _minutes(phase("probe") + phase("pass-rate") + phase("reprobe")),
                 _minutes(phase("sft")),
                 _minutes(phase("rl")),
                 _minutes(phase("eval")),
@@ -194,6 +200,7 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
         lines += [""]
         lines += by_task_type(by_variant, split)
         lines += claims(by_variant, split)
+        lines += reprobe(by_variant, split)
     lines += plots(env, by_variant, splits[0], figures, relative_to)
     return lines
 
@@ -261,6 +268,38 @@ def claims(by_variant: dict[str, list[Run]], split: str) -> list[str]:
         lines.append(f"| (d) an inverted U over the RL share, peak near 50 % | {detail} | | {peak} |")
     else:
         lines.append("| (d) an inverted U over the RL share, peak near 50 % | – | – | not run yet (prism-gini-rl*) |")
+    return lines + [""]
+
+
+REPROBED, ROUTED_ONCE = "prism-gini-reprobe", "prism-gini"
+
+
+def reprobe(by_variant: dict[str, list[Run]], split: str) -> list[str]:
+    """The paper's limitation, measured: how many trajectories change side when every one is probed
+    again with the SFT checkpoint, and whether RL on the re-probed half changes the outcome
+    (against prism-gini, whose SFT is the same)."""
+    if REPROBED not in by_variant:
+        return []
+    lines = [
+        "Re-probing after SFT (`prism-gini-reprobe`: the same SFT as prism-gini, then RL on the high-Gini half of a probe "
+        "by the SFT checkpoint):",
+        "",
+        "| seed | RL half changed | Spearman ρ of Gini, base vs SFT model | success − prism-gini (points, 95 % CI) | score − prism-gini |",
+        "|---|---|---|---|---|",
+    ]
+    once = {r.seed: r for r in by_variant.get(ROUTED_ONCE, [])}
+    for run in by_variant[REPROBED]:
+        before, after = run.routings["route"], run.routings["reroute"]
+        moved = len(set(before["ids_rl"]) - set(after["ids_rl"]))
+        common = sorted(set(before["scores"]) & set(after["scores"]))
+        rho = spearman([before["scores"][i] for i in common], [after["scores"][i] for i in common])
+        cells = ["–", "–"]
+        if run.seed in once and split in run.episodes:
+            cells = []
+            for key in ("won", "reward"):
+                d, lo, hi = difference(outcomes([run], split, key), outcomes([once[run.seed]], split, key))
+                cells.append(f"{100 * d:+.1f} ({100 * lo:+.1f} to {100 * hi:+.1f})")
+        lines.append(f"| {run.seed} | {moved}/{len(before['ids_rl'])} | {rho:+.2f} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -336,7 +375,7 @@ def write_results(grids: list[str | Path], out: str | Path, figures: str | Path 
         "",
         "Generated by `prism results " + " ".join(str(g) for g in grids) + f" --out {out.name}` from the committed run summaries; "
         "do not edit by hand. Success and score: mean ± std over seeds, 95 % bootstrap interval over seeds and episodes. "
-        "Cost: wall-clock minutes per phase from each run's ledger (probe includes pass-rate rollouts; evaluation apart), "
+        "Cost: wall-clock minutes per phase from each run's ledger (probe includes pass-rate rollouts and the re-probe after SFT; evaluation apart), "
         "the speed-up is rl-all's training time (probe + SFT + RL) over the method's. The paper's numbers are the paper's "
         "(8B models, 8×A100), not ours. Verdicts: the 95 % interval of the success difference (goals paired) above 0 → supported, "
         "below → not supported, across 0 → inconclusive at this scale.",
