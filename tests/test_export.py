@@ -128,3 +128,21 @@ def test_verl_agent_alfworld_links_only_the_rl_games(tmp_path):
     assert manifest["task_ids"] == [task] and "env.env_name=alfworld/AlfredTWEnv" in (out / "verl_agent_overrides.txt").read_text()
     with pytest.raises(FileNotFoundError, match="no game.tw-pddl"):
         export_verl_agent(tmp_path, out=tmp_path / "again", alfworld_data=str(tmp_path))
+
+
+def test_a_reprobed_runs_rl_half_is_the_one_its_rl_trained_on(route_dir, tmp_path):
+    """prism-gini-reprobe: SFT on route/'s SFT half, RL on reroute/'s RL half (the SFT model's probe)."""
+    run_dir = tmp_path / "run"
+    (run_dir / "route").mkdir(parents=True)
+    for name in ("sft.jsonl", "rl.jsonl", "routing.json"):
+        (run_dir / "route" / name).write_bytes((route_dir / name).read_bytes())
+    (run_dir / "reroute").mkdir()
+    (run_dir / "reroute" / "routing.json").write_text("{}")
+    trajectories = [make_trajectory(i) for i in (0, 4)]
+    for t in trajectories:
+        t.env, t.task_id = "webshop", str(500 + int(t.id[1:]))
+    save_trajectories(trajectories, run_dir / "reroute" / "rl.jsonl")
+    manifest = json.loads((export_verl_agent(run_dir) / "rl_tasks.json").read_text())
+    assert manifest["task_ids"] == ["500", "504"]
+    records = json.loads((export_llamafactory(run_dir) / "prism_sft.json").read_text())
+    assert [r["id"] for r in records] == ["t000", "t001", "t002"]

@@ -92,8 +92,10 @@ def webshop_goal_indexes(task_ids: list[str]) -> list[int]:
         raise InputError(f"WebShop RL task {bad!r} is not a goal index; verl-agent can only be given goal indexes") from None
 
 
-def _route_dir(run_dir: Path) -> Path:
-    for candidate in (run_dir, run_dir / "route"):
+def _route_dir(run_dir: Path, rl_half: bool = False) -> Path:
+    """The routing folder of a `prism route` or `prism run` folder; for the RL half, a
+    prism-gini-reprobe run's second routing (`reroute/`, by the SFT checkpoint), which its RL used."""
+    for candidate in (run_dir, *([run_dir / "reroute"] if rl_half else []), run_dir / "route"):
         if (candidate / "routing.json").exists():
             return candidate
     raise MissingFile(f"{run_dir} holds no routing.json (neither a `prism route` nor a `prism run` folder)")
@@ -142,7 +144,7 @@ def export_llamafactory(run_dir: str | Path, out: str | Path | None = None) -> P
 
 
 def export_verl_agent(run_dir: str | Path, out: str | Path | None = None, alfworld_data: str | None = None) -> Path:
-    route_dir = _route_dir(Path(run_dir))
+    route_dir = _route_dir(Path(run_dir), rl_half=True)
     out = Path(out or Path(run_dir) / "export" / "verl-agent")
     trajectories, _ = load_trajectories(route_dir / "rl.jsonl")
     envs = {t.env for t in trajectories} - {None}

@@ -88,28 +88,32 @@ def _probe_max_length(run: Run) -> int:
     return run.cfg.probe.get("max_length", DEFAULT_MAX_LENGTH)
 
 
+def _probe_route_config(run: Run, expert: Path, out: str, model: str):
+    """Stages I–III's RouteConfig for the plan's router and metric, probing with `model`."""
+    from prismrl.config import RouteConfig
+
+    cfg = run.cfg
+    return RouteConfig(
+        data=str(expert),
+        out=str(run.out / out),
+        model=model,
+        dtype=cfg.dtype,
+        device=cfg.device,
+        router=run.plan.router,
+        metric=run.plan.metric,
+        seed=cfg.seed,
+        rl_share=cfg.route.get("rl_share", 0.5),
+        max_length=_probe_max_length(run),
+        normalize=cfg.probe.get("normalize", "none"),
+    )
+
+
 @phase("probe", output="route", done="route/routing.json")
 def probe_route(run: Run, cost: CostRecord, expert: Path) -> None:
     """Stages I–III (`pipeline.stages.probe_and_route`) with the plan's router and metric."""
-    from prismrl.config import RouteConfig
     from prismrl.pipeline.stages import probe_and_route
 
-    cfg, route_dir = run.cfg, run.out / "route"
-    result = probe_and_route(
-        RouteConfig(
-            data=str(expert),
-            out=str(route_dir),
-            model=cfg.model,
-            dtype=cfg.dtype,
-            device=cfg.device,
-            router=run.plan.router,
-            metric=run.plan.metric,
-            seed=cfg.seed,
-            rl_share=cfg.route.get("rl_share", 0.5),
-            max_length=_probe_max_length(run),
-            normalize=cfg.probe.get("normalize", "none"),
-        )
-    )
+    result = probe_and_route(_probe_route_config(run, expert, "route", run.cfg.model))
     # What this run probed: records resumed from an earlier try or shared by `prism grid` were
     # counted where they were computed.
     cost.add(backward=result.probe.tokens if result.probe else 0)
@@ -121,25 +125,9 @@ def reprobe_route(run: Run, cost: CostRecord, expert: Path, sft_model: str) -> N
     model; the run's RL phase takes this routing's RL half. Every trajectory, not only the first
     RL half: the median split needs scores from one model, and it keeps the RL share (and so the RL
     budget) equal to prism-gini's."""
-    from prismrl.config import RouteConfig
     from prismrl.pipeline.stages import probe_and_route
 
-    cfg = run.cfg
-    result = probe_and_route(
-        RouteConfig(
-            data=str(expert),
-            out=str(run.out / "reroute"),
-            model=sft_model,
-            dtype=cfg.dtype,
-            device=cfg.device,
-            router=run.plan.router,
-            metric=run.plan.metric,
-            seed=cfg.seed,
-            rl_share=cfg.route.get("rl_share", 0.5),
-            max_length=_probe_max_length(run),
-            normalize=cfg.probe.get("normalize", "none"),
-        )
-    )
+    result = probe_and_route(_probe_route_config(run, expert, "reroute", sft_model))
     cost.add(backward=result.probe.tokens if result.probe else 0)
 
 
