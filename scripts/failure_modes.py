@@ -12,6 +12,10 @@ Each episode falls in the first bucket that fits:
 - opened a product, never bought: reached a product page but ran out of turns;
 - never opened a product: searched (maybe paged) but clicked no product;
 - environment error.
+
+It also counts the purchases made with fewer option clicks than the instruction names (`color: x,
+and size: y` is two), the habit RL taught in the grid's WebShop `sft-then-rl` run
+(docs/EXPERIMENTS.md); the file may be an RL run's rl/rl_episodes.jsonl as well.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from prismrl.evaluate import summarize
 
 ACTION = re.compile(r"Action:\s*((?:search|click)\[.*?\])", re.IGNORECASE | re.DOTALL)
 PRODUCT = re.compile(r"click\[b0[0-9a-z]{8}\]", re.IGNORECASE)
+INSTRUCTION = re.compile(r"Instruction: \[SEP\] (.*?) \[SEP\]")
+NOT_OPTIONS = {"click[description]", "click[features]", "click[reviews]", "click[< prev]", "click[back to search]"}
 
 
 def actions(episode: dict) -> list[str]:
@@ -54,6 +60,18 @@ def bucket(episode: dict) -> str:
     return "never opened a product"
 
 
+def bought_without_every_option(episode: dict) -> bool:
+    """It clicked `buy now` after fewer option clicks (since it last opened a product) than the
+    instruction names options."""
+    taken = actions(episode)
+    if not taken or taken[-1] != "click[buy now]":
+        return False
+    instruction = INSTRUCTION.search(episode["messages"][1]["content"])
+    asked = len(re.findall(r"\w[\w ]*?: ", instruction.group(1))) if instruction else 0
+    opened = max((i for i, a in enumerate(taken) if PRODUCT.fullmatch(a)), default=0)
+    return sum(a.startswith("click[") and a not in NOT_OPTIONS for a in taken[opened + 1 : -1]) < asked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("episodes", type=Path)
@@ -77,6 +95,10 @@ def main() -> None:
             f"| {name} | {count} | {100 * count / n:.1f} % | {sum(e['reward'] for e in group) / count:.3f} | "
             f"{sum(e['steps'] for e in group) / count:.1f} |"
         )
+    purchases = sum(actions(e)[-1:] == ["click[buy now]"] for e in episodes)
+    print(
+        f"\npurchases: {purchases}; with fewer option clicks than the instruction names: {sum(map(bought_without_every_option, episodes))}"
+    )
     for name in counts:
         group = [e for e in episodes if bucket(e) == name][: args.examples]
         for e in group:

@@ -7,10 +7,10 @@ config (YAML + `--set` overrides, strict keys, typed values).
     rl-all         –                 all                      –          (GRPO; rl-all-gigpo: GiGPO)
     sft-then-rl    all               all                      –
     prism-gini     SFT half          RL half                  Gini (prism-kurtosis, prism-cv)
-    prism-gini-reprobe  SFT half     RL half of a second probe, by the SFT checkpoint (the paper's limitation)
     inverse        SFT half          RL half                  Gini, high → SFT
     random / magnitude / loss / length / pass-rate            (same halves, another router)
     conflict-to-rl / conflict-to-sft                          (the premise testbed's oracles: envs/mirror)
+    prism-gini-reprobe: prism-gini, then RL on the high-Gini half of a second probe by the SFT checkpoint
 """
 
 from __future__ import annotations
