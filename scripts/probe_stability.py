@@ -42,6 +42,16 @@ PARAPHRASES = {
         "type, attributes, options and price. You may take at most 15 actions.\n\n"
         "Reply every turn in exactly this format:\nThought: <one short sentence of reasoning>\nAction: <one action>"
     ),
+    # envs/mirror/prompt.py's rule in other words; the reply format is left as it is, as for WebShop.
+    "mirror": (
+        "A house of rooms hides an object that you have to pick up. Every room says in which direction the "
+        "object is. The Plain House works as usual: move in the direction the room names. The Mirror House "
+        "reverses every direction: going south takes you north and going west takes you east, so for an object "
+        "to the north you go south and for one to the east you go west. When the object is in your room, take it.\n"
+        "Reply every turn in exactly this format:\n"
+        "Thought: <one short sentence>\n"
+        "Action: <go north, go south, go east, go west, or take <object>>"
+    ),
 }
 
 

@@ -114,7 +114,6 @@ def test_the_premise_table_finds_the_mirror_houses(tmp_path):
 def test_the_stability_probes_of_the_script_feed_the_table(tmp_path, trajectory_file, monkeypatch):
     """The same probe again changes nothing (the probe is deterministic); a paraphrased system
     prompt is a probe of every trajectory, routed by its own median."""
-    import importlib.util
     import sys
 
     from typer.testing import CliRunner
@@ -128,9 +127,7 @@ def test_the_stability_probes_of_the_script_feed_the_table(tmp_path, trajectory_
     )
     result = CliRunner().invoke(app, ["probe", "--data", str(trajectory_file), "--out", str(shared / "route"), "--model", "tiny"])
     assert result.exit_code == 0, result.output
-    spec = importlib.util.spec_from_file_location("probe_stability", Path(__file__).resolve().parents[1] / "scripts" / "probe_stability.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _probe_stability_script()
     monkeypatch.setattr(sys, "argv", ["probe_stability.py", str(shared), "--sample", "4", "--only", "repeat", "--only", "paraphrase"])
     script.main()
     paraphrased = (shared / "stability" / "paraphrase" / "expert.jsonl").read_text()
@@ -138,3 +135,23 @@ def test_the_stability_probes_of_the_script_feed_the_table(tmp_path, trajectory_
     lines = score_section(shared, None)
     assert _row(lines, "repeat")[1:4] == ["4", "the main threshold (" + _row(lines, "repeat")[2].split("(")[1], "0/4 = 0%"]
     assert _row(lines, "paraphrase")[1:3] == ["12", "its own median split"]
+
+
+def _probe_stability_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("probe_stability", Path(__file__).resolve().parents[1] / "scripts" / "probe_stability.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_paraphrases_reword_the_instructions_and_keep_the_reply_format():
+    from prismrl.envs.mirror import prompt as mirror_prompt
+    from prismrl.envs.webshop import prompt as webshop_prompt
+
+    for env, original in (("webshop", webshop_prompt.SYSTEM_PROMPT), ("mirror", mirror_prompt.SYSTEM_PROMPT)):
+        paraphrase = _probe_stability_script().PARAPHRASES[env]
+        instructions, reply_format = paraphrase.split("exactly this format:\n")
+        assert reply_format == original.split("exactly this format:\n")[1], env
+        assert instructions not in original, env
