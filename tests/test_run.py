@@ -44,6 +44,7 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     assert all(r["flops"] > 0 and r["wall_seconds"] > 0 for r in ledger)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_model"].endswith("rl/final") and summary["eval"]["test"]["episodes"] == 4
+    assert not list(out.glob("*/checkpoint-*"))  # a finished phase resumes at final/: its checkpoints are gone
 
     again = run(load_run_config(TINY), out)
     assert len(read_jsonl_prefix(out / "ledger.jsonl")) == 4  # nothing redone
@@ -57,9 +58,10 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     "method,phases", [("base", ["eval"]), ("random", ["sft", "rl", "eval"]), ("pass-rate", ["pass-rate", "sft", "rl", "eval"])]
 )
 def test_baselines_run_only_their_phases(tmp_path, method, phases):
-    config = load_run_config(TINY, [f"method={method}", "rl.steps=1"])
+    config = load_run_config(TINY, [f"method={method}", "rl.steps=1", "keep_checkpoints=true"])
     run(config, tmp_path)
     assert [r["phase"] for r in read_jsonl_prefix(tmp_path / "ledger.jsonl")] == phases
+    assert bool(list(tmp_path.glob("rl/checkpoint-*"))) == ("rl" in phases)  # kept, as the config asks
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["method"] == method and saved["rl"]["steps"] == 1
 

@@ -9,11 +9,14 @@ sft            sft/final                               its config.json   sft
 reprobe_route  reroute/{sft,rl}.jsonl, routing.json    routing.json      reprobe   (prism-gini-reprobe)
 rl             rl/final                                its config.json   rl
 evaluate       eval/<split>/results.json + episodes    results.json      eval
+
+sft and rl delete their checkpoint-* once final/ is written (RunConfig.keep_checkpoints keeps them).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -206,6 +209,17 @@ def sft(run: Run, cost: CostRecord, data: Path) -> None:
 
     summary = train_sft(sft_config(run, data))
     cost.add(backward=int(summary["tokens"] * (summary.get("epochs") or 1)))
+    drop_checkpoints(run, run.out / "sft")
+
+
+def drop_checkpoints(run: Run, folder: Path) -> None:
+    """Once a training phase has written final/, its checkpoint-* folders are deleted unless the
+    config keeps them (RunConfig.keep_checkpoints: they resume only an unfinished phase)."""
+    if run.cfg.keep_checkpoints:
+        return
+    for checkpoint in folder.glob("checkpoint-*"):
+        if checkpoint.is_dir():
+            shutil.rmtree(checkpoint)
 
 
 def rl_config(run: Run, model: str, tasks: list[str]):
@@ -240,6 +254,7 @@ def rl(run: Run, cost: CostRecord, model: str, tasks: list[str]) -> None:
     run_rl(rl_config(run, model, tasks))
     for m in read_jsonl_prefix(run.out / "rl" / "rl_metrics.jsonl"):
         cost.add(forward=m.get("prompt_tokens", 0), backward=m.get("update_tokens", 0), generated=m.get("tokens_generated", 0))
+    drop_checkpoints(run, run.out / "rl")
 
 
 def eval_config(run: Run, model: str, split: str):

@@ -110,6 +110,10 @@ class RunConfig:
     dtype: str = "float32"  # compute precision of every phase (models.resolve_dtype)
     device: str | None = None
     n_workers: int = 0  # env worker processes for rollouts (0: in-process)
+    # A finished SFT or RL phase's checkpoint-* folders only served to resume it (the run resumes at
+    # its final/ from then on); with AdamW state one of SmolLM2's is 1.6 GB and up to three are kept,
+    # so a grid of ~40 runs would fill ~300 GB with files nothing reads. True keeps them.
+    keep_checkpoints: bool = False
     probe: dict = field(default_factory=lambda: asdict(ProbeSection()))
     route: dict = field(default_factory=lambda: asdict(RouteSection()))
     pass_rate: dict = field(default_factory=lambda: asdict(PassRateSection()))
