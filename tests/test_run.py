@@ -50,6 +50,11 @@ def test_every_phase_then_resume_skips_them(tmp_path):
     assert len(read_jsonl_prefix(out / "ledger.jsonl")) == 4  # nothing redone
     assert again["eval"] == summary["eval"]
 
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["keep_checkpoints"]  # a folder from a version without the option still resumes
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert run(load_run_config(TINY), out)["eval"] == summary["eval"]
+
     changed = CliRunner().invoke(app, ["run", str(TINY), "--out", str(out), "--set", "rl.steps=3"])
     assert changed.exit_code == 2 and "another config" in changed.output
 
