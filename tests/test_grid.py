@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from prismrl.cli import app
 from prismrl.errors import ConfigError
 from prismrl.fileio import read_jsonl_prefix
-from prismrl.pipeline.grid import Entry, entry_config, grid_plan, run_grid, save_shared_inputs, take_shared
+from prismrl.pipeline.grid import Entry, entry_config, grid_plan, run_grid, save_shared_inputs, siblings, take_shared
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "webshop.yaml"
 CHEAP = ["rl.steps=1", "eval.episodes=2", "generate.n=6"]
@@ -79,6 +79,20 @@ def test_an_interrupted_share_is_not_counted_twice(tmp_path):
     take_shared(entry_config(TINY, plan[1], CHEAP), tmp_path / "inverse-s0", [tmp_path / "prism-gini-s0"])
     assert [r["note"] for r in _ledger(tmp_path / "inverse-s0")] == ["shared from prism-gini-s0"]
     assert (tmp_path / "inverse-s0" / "route" / "probe.jsonl").exists()
+
+
+def test_a_later_grid_call_shares_with_the_runs_an_earlier_one_left_of_the_same_config_only(tmp_path):
+    list(run_grid(TINY, tmp_path, [Entry("prism-gini", 0)], CHEAP))
+    list(run_grid(TINY, tmp_path / "other", [Entry("random", 0)], [*CHEAP, "eval.episodes=1"]))
+    (tmp_path / "other" / "random-s0").rename(tmp_path / "random-s0")  # same grid folder, another config
+    list(run_grid(TINY, tmp_path, [Entry("inverse", 0)], CHEAP))
+    assert [(r["phase"], r["note"]) for r in _ledger(tmp_path / "inverse-s0") if r["phase"] == "probe"] == [
+        ("probe", "shared from prism-gini-s0"),
+        ("probe", ""),  # routing the shared records
+    ]
+    cfg = entry_config(TINY, Entry("magnitude", 0), CHEAP)
+    found = siblings(tmp_path, tmp_path / "magnitude-s0", cfg, [tmp_path / "magnitude-s0"])
+    assert [p.name for p in found] == ["inverse-s0", "prism-gini-s0"]
 
 
 def test_a_folder_holding_another_config_is_refused_before_anything_is_copied(tmp_path):

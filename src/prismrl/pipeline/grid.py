@@ -15,6 +15,9 @@ every run's ledger still holds everything its method costs:
     SFT on a half        runs of one router, metric and seed     the one that trained it
                          (prism-gini-reprobe from prism-gini)
 
+Siblings are every other run folder in DIR whose config differs only in method, seed and RL
+share: this call's runs and those an earlier `prism grid` call over other methods left there.
+
 Seeds are training seeds: the expert data and the evaluation goals (`eval.task_seed`) stay the
 same across seeds and methods.
 """
@@ -25,12 +28,12 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prismrl.fileio import JsonlAppender, atomic_dir, read_jsonl_prefix
 from prismrl.ledger import LEDGER_FILE
-from prismrl.pipeline.run import run, save_config
+from prismrl.pipeline.run import run, save_config, saved_config
 from prismrl.pipeline.run_config import METHODS, RunConfig, load_run_config
 from prismrl.prism.runner import META_FILE, PROBE_FILE
 
@@ -82,9 +85,27 @@ def run_grid(
         if not summary_file.exists():
             yield entry, run_dir, None
             save_config(cfg, run_dir)  # a folder holding another config is refused before anything is copied into it
-            take_shared(cfg, run_dir, [out / e.name for e in grid if e != entry])
+            take_shared(cfg, run_dir, siblings(out, run_dir, cfg, [out / e.name for e in grid]))
             run(cfg, run_dir)
         yield entry, run_dir, json.loads(summary_file.read_text())
+
+
+def siblings(out: Path, run_dir: Path, cfg: RunConfig, preferred: list[Path]) -> list[Path]:
+    """The runs in `out` other than run_dir that `cfg` may share with, `preferred` (this grid's, in
+    its order) first."""
+    ours = _up_to_method_seed_share(asdict(cfg))
+    folders = [p for p in preferred if p.is_dir()] + sorted(p for p in out.iterdir() if p.is_dir() and p not in preferred)
+    return [
+        folder
+        for folder in folders
+        if folder != run_dir
+        and (folder / "config.yaml").exists()
+        and _up_to_method_seed_share(saved_config(folder / "config.yaml")) == ours
+    ]
+
+
+def _up_to_method_seed_share(config: dict) -> dict:
+    return {**config, "method": None, "seed": None, "route": {**config["route"], "rl_share": None}}
 
 
 def take_shared(cfg: RunConfig, run_dir: Path, siblings: list[Path]) -> None:

@@ -23,16 +23,16 @@ def save_config(cfg: RunConfig, out: Path) -> None:
     """The resolved config beside the results; a folder holding another run's config is refused."""
     config_file = out / "config.yaml"
     resolved = yaml.safe_dump(asdict(cfg), sort_keys=False)
-    if config_file.exists() and _with_defaults(config_file) != resolved:
+    if config_file.exists() and yaml.safe_dump(saved_config(config_file), sort_keys=False) != resolved:
         raise ConfigError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
     atomic_write_text(config_file, resolved)
 
 
-def _with_defaults(config_file: Path) -> str:
+def saved_config(config_file: Path) -> dict:
     """A saved config as this version resolves it: an option added since (e.g. keep_checkpoints)
     takes its default, so a run started before it still resumes."""
     saved = yaml.safe_load(config_file.read_text()) or {}
-    return yaml.safe_dump({**asdict(RunConfig()), **saved}, sort_keys=False)
+    return {**asdict(RunConfig()), **saved}
 
 
 def run(cfg: RunConfig, out: str | Path) -> dict:
