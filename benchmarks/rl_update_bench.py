@@ -1,6 +1,8 @@
 """One GRPO micro-batch's forward + backward: logits at every position vs. only where a generated
-token is predicted (`train.rl.response_logprobs`), and the same samples one per micro-batch (no
-padding, no attention mask: SDPA's causal kernel), same model and samples, in one run.
+token is predicted (`train.rl.response_logprobs`), the padded pair's attention through torch's
+`enable_gqa` with the mask (`rollout.decoding.gqa_prefill`, no per-group copies of keys and values),
+and the same samples one per micro-batch (no padding, no attention mask: SDPA's causal kernel),
+same model and samples, in one run.
 
     python benchmarks/rl_update_bench.py                        # SmolLM2-135M, 2 samples of ~1000 tokens, 1 in 7 generated
     python benchmarks/rl_update_bench.py --lengths 2000,1800 --generated-every 5
@@ -14,6 +16,7 @@ import time
 import torch
 
 from prismrl.models import load_model
+from prismrl.rollout.decoding import gqa_prefill
 from prismrl.train.rl import Sample, response_logprobs
 
 
@@ -56,9 +59,14 @@ def main() -> None:
             (logprobs * mask).sum().backward()
         return response_logprobs(model, samples[-1:], temperature, pad_id)[:2]
 
+    def grouped_query_attention(model, samples, temperature, pad_id):
+        with gqa_prefill(model):  # the backward runs outside, through the same saved kernel
+            return response_logprobs(model, samples, temperature, pad_id)[:2]
+
     paths = {
         "every position": full_vocabulary_logprobs,
         "generated only": lambda *a: response_logprobs(*a)[:2],
+        "generated only, enable_gqa": grouped_query_attention,
         "generated only, 1 sample per micro-batch": one_per_micro_batch,
     }
     seconds = {path: [] for path in paths}
@@ -79,11 +87,17 @@ def main() -> None:
     for path in paths:
         print(f"| {path} | {min(seconds[path]):.2f} |")
     print(f"| **speed-up, generated only** | **{min(seconds['every position']) / min(seconds['generated only']):.2f}x** |")
+    grouped = min(seconds["generated only, enable_gqa"])
+    print(f"| **speed-up, enable_gqa vs generated only** | **{min(seconds['generated only']) / grouped:.2f}x** |")
     single = min(seconds["generated only, 1 sample per micro-batch"])
     print(f"| **speed-up, 1 sample per micro-batch** | **{min(seconds['every position']) / single:.2f}x** |")
     print(
         f"# tokens/s (forward + backward, padding not counted): {sum(len(s.ids) for s in samples) / single:.1f} one per micro-batch, "
-        f"{sum(len(s.ids) for s in samples) / min(seconds['generated only']):.1f} padded pair"
+        f"{sum(len(s.ids) for s in samples) / min(seconds['generated only']):.1f} padded pair, "
+        f"{sum(len(s.ids) for s in samples) / grouped:.1f} padded pair with enable_gqa"
+    )
+    print(
+        f"# max |Δ log-prob| enable_gqa vs generated only: {float((values['generated only'] - values['generated only, enable_gqa']).abs().max()):.2e}"
     )
 
 

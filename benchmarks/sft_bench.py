@@ -14,6 +14,8 @@ Rows:
 - `+ckpt`: gradient checkpointing; `lora`: LoRA r=16 on every projection (no weight gradients of the
   frozen base, so its FLOPs are the probe's).
 - `mem`: batch 4 x ~2k tokens, the memory target (<= 6 GB resident); full fine-tuning.
+- `+gqa`: the padded micro-batch's attention through torch's `enable_gqa` with the mask
+  (`rollout.decoding.gqa_prefill`) instead of transformers' per-group copies of keys and values.
 
 Full fine-tuning does a third more arithmetic than the probe per token (the weight gradients of
 every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe's; LoRA's is not.
@@ -22,6 +24,7 @@ every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -33,15 +36,16 @@ from pathlib import Path
 from probe_bench import _PeakRss  # the same 2 ms resident-memory sampler (MB); benchmarks/ is on sys.path
 
 ROWS = {
-    # name: (kind, batch_size, grad_accum, labelled_only, checkpointing, lora)
-    "probe": ("probe", 1, 1, True, False, False),
-    "trl": ("sft", 1, 4, False, False, False),
-    "labelled": ("sft", 1, 4, True, False, False),
-    "labelled+ckpt": ("sft", 1, 4, True, True, False),
-    "lora": ("sft", 1, 4, True, False, True),
-    "mem-trl+ckpt": ("sft", 4, 1, False, True, False),
-    "mem-labelled": ("sft", 4, 1, True, False, False),
-    "mem-labelled+ckpt": ("sft", 4, 1, True, True, False),
+    # name: (kind, batch_size, grad_accum, labelled_only, checkpointing, lora, gqa)
+    "probe": ("probe", 1, 1, True, False, False, False),
+    "trl": ("sft", 1, 4, False, False, False, False),
+    "labelled": ("sft", 1, 4, True, False, False, False),
+    "labelled+ckpt": ("sft", 1, 4, True, True, False, False),
+    "lora": ("sft", 1, 4, True, False, True, False),
+    "mem-trl+ckpt": ("sft", 4, 1, False, True, False, False),
+    "mem-labelled": ("sft", 4, 1, True, False, False, False),
+    "mem-labelled+ckpt": ("sft", 4, 1, True, True, False, False),
+    "mem-labelled+ckpt+gqa": ("sft", 4, 1, True, True, False, True),
 }
 DEFAULT_ROWS = "probe,trl,labelled,labelled+ckpt,lora,mem-labelled,mem-labelled+ckpt"
 
@@ -86,7 +90,9 @@ def sft_worker(args, pairs, row) -> dict:
     from prismrl.models import load_model
     from prismrl.train import sft
 
-    _, batch_size, grad_accum, labelled_only, checkpointing, lora = row
+    from prismrl.rollout.decoding import gqa_prefill
+
+    _, batch_size, grad_accum, labelled_only, checkpointing, lora, gqa = row
     if not labelled_only:
         sft.score_labelled_positions_only = lambda model: None  # TRL's own head: the baseline
     model, tokenizer, _ = load_model(args.model, "float32", "cpu")
@@ -119,7 +125,7 @@ def sft_worker(args, pairs, row) -> dict:
                 times.append(time.perf_counter() - self.t0)
 
         trainer = sft.build_trainer(cfg, model, tokenizer, dataset, callbacks=[StepTimer()])
-        with _PeakRss() as rss:
+        with _PeakRss() as rss, gqa_prefill(model) if gqa else contextlib.nullcontext():
             trainer.train()
         counts = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
     tokens = counts[-1] - counts[0]  # the timed steps' tokens (num_tokens is cumulative)
