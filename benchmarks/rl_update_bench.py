@@ -1,22 +1,29 @@
-"""One GRPO micro-batch's forward + backward: logits at every position vs. only where a generated
-token is predicted (`train.rl.response_logprobs`), the padded pair's attention through torch's
-`enable_gqa` with the mask (`rollout.decoding.gqa_prefill`, no per-group copies of keys and values),
-and the same samples one per micro-batch (no padding, no attention mask: SDPA's causal kernel),
-same model and samples, in one run.
+"""One GRPO micro-batch's forward + backward, same model and samples, in one run, interleaved:
+
+- `every position`: logits and log-softmax at every position of a padded pair (with its mask);
+- `generated only, mask`: `train.rl.response_logprobs`' LM head only where a generated token is
+  predicted, the pair still masked (transformers copies keys and values per head group, SDPA
+  computes every block);
+- `... mask, enable_gqa`: the same mask through torch's `enable_gqa` (`rollout.decoding.gqa_prefill`);
+- `generated only, no mask`: as shipped — a right-padded pair needs no mask under causal attention
+  (`padding.attention_inputs`), so SDPA runs its fused causal kernel;
+- `1 sample per micro-batch`: no padding at all.
 
     python benchmarks/rl_update_bench.py                        # SmolLM2-135M, 2 samples of ~1000 tokens, 1 in 7 generated
-    python benchmarks/rl_update_bench.py --lengths 2000,1800 --generated-every 5
+    python benchmarks/rl_update_bench.py --lengths 2000,1500 --generated-every 13 --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
 
 from prismrl.models import load_model
 from prismrl.rollout.decoding import gqa_prefill
+from prismrl.train import rl
 from prismrl.train.rl import Sample, response_logprobs
 
 
@@ -52,6 +59,15 @@ def main() -> None:
         ids = torch.randint(100, len(tokenizer) - 1, (length,)).tolist()
         generated = [i % args.generated_every == 0 for i in range(length)]
         samples.append(Sample(ids, generated, [1.0] * length))
+    shipped_inputs = rl.attention_inputs
+
+    def masked(model, samples, temperature, pad_id, grouped=False):
+        rl.attention_inputs = lambda attention: {"attention_mask": attention}
+        try:
+            with gqa_prefill(model) if grouped else contextlib.nullcontext():  # the backward reuses the saved kernel
+                return response_logprobs(model, samples, temperature, pad_id)[:2]
+        finally:
+            rl.attention_inputs = shipped_inputs
 
     def one_per_micro_batch(model, samples, temperature, pad_id):
         for sample in samples[:-1]:  # backward each at once, as update_policy's micro-batches do
@@ -59,46 +75,35 @@ def main() -> None:
             (logprobs * mask).sum().backward()
         return response_logprobs(model, samples[-1:], temperature, pad_id)[:2]
 
-    def grouped_query_attention(model, samples, temperature, pad_id):
-        with gqa_prefill(model):  # the backward runs outside, through the same saved kernel
-            return response_logprobs(model, samples, temperature, pad_id)[:2]
-
     paths = {
         "every position": full_vocabulary_logprobs,
-        "generated only": lambda *a: response_logprobs(*a)[:2],
-        "generated only, enable_gqa": grouped_query_attention,
+        "generated only, mask": masked,
+        "generated only, mask, enable_gqa": lambda *a: masked(*a, grouped=True),
+        "generated only, no mask (shipped)": lambda *a: response_logprobs(*a)[:2],
         "generated only, 1 sample per micro-batch": one_per_micro_batch,
     }
     seconds = {path: [] for path in paths}
     values = {}
     for _ in range(args.repeats):
-        for path, fn in paths.items():  # interleaved, so a load change hits both
+        for path, fn in paths.items():  # interleaved, so a load change hits all alike
             started = time.perf_counter()
             logprobs, mask = fn(model, samples, 1.0, tokenizer.pad_token_id)
             (logprobs * mask).sum().backward()
             model.zero_grad(set_to_none=True)
             seconds[path].append(time.perf_counter() - started)
             values[path] = logprobs[mask].detach()
+    reference = values["every position"]
+    tokens = sum(len(s.ids) for s in samples)
     print(
-        f"# {name}, lengths {args.lengths}, 1 in {args.generated_every} positions generated, {args.threads} threads, "
-        f"best of {args.repeats}; max |Δ log-prob| {float((values['every position'] - values['generated only']).abs().max()):.2e}"
+        f"# {name}, lengths {args.lengths}, 1 in {args.generated_every} positions generated, {args.threads} threads, best of {args.repeats}"
     )
-    print("| path | seconds (forward + backward) |\n|---|---:|")
+    print(
+        "| path | seconds (forward + backward) | tokens/s | x every position | max abs. diff of the log-probs |\n|---|---:|---:|---:|---:|"
+    )
     for path in paths:
-        print(f"| {path} | {min(seconds[path]):.2f} |")
-    print(f"| **speed-up, generated only** | **{min(seconds['every position']) / min(seconds['generated only']):.2f}x** |")
-    grouped = min(seconds["generated only, enable_gqa"])
-    print(f"| **speed-up, enable_gqa vs generated only** | **{min(seconds['generated only']) / grouped:.2f}x** |")
-    single = min(seconds["generated only, 1 sample per micro-batch"])
-    print(f"| **speed-up, 1 sample per micro-batch** | **{min(seconds['every position']) / single:.2f}x** |")
-    print(
-        f"# tokens/s (forward + backward, padding not counted): {sum(len(s.ids) for s in samples) / single:.1f} one per micro-batch, "
-        f"{sum(len(s.ids) for s in samples) / min(seconds['generated only']):.1f} padded pair, "
-        f"{sum(len(s.ids) for s in samples) / grouped:.1f} padded pair with enable_gqa"
-    )
-    print(
-        f"# max |Δ log-prob| enable_gqa vs generated only: {float((values['generated only'] - values['generated only, enable_gqa']).abs().max()):.2e}"
-    )
+        best = min(seconds[path])
+        difference = float((values[path] - reference).abs().max())
+        print(f"| {path} | {best:.2f} | {tokens / best:.1f} | {min(seconds['every position']) / best:.2f}x | {difference:.1e} |")
 
 
 if __name__ == "__main__":

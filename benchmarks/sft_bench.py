@@ -14,8 +14,10 @@ Rows:
 - `+ckpt`: gradient checkpointing; `lora`: LoRA r=16 on every projection (no weight gradients of the
   frozen base, so its FLOPs are the probe's).
 - `mem`: batch 4 x ~2k tokens, the memory target (<= 6 GB resident); full fine-tuning.
-- `+gqa`: the padded micro-batch's attention through torch's `enable_gqa` with the mask
-  (`rollout.decoding.gqa_prefill`) instead of transformers' per-group copies of keys and values.
+- `+mask`: the padded micro-batch with its attention mask, as before `padding.attention_inputs`
+  dropped it for right padding (transformers then copies keys and values per head group and SDPA
+  computes every block); `+mask+gqa`: the same mask through torch's `enable_gqa`
+  (`rollout.decoding.gqa_prefill`), without the copies.
 
 Full fine-tuning does a third more arithmetic than the probe per token (the weight gradients of
 every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe's; LoRA's is not.
@@ -36,16 +38,17 @@ from pathlib import Path
 from probe_bench import _PeakRss  # the same 2 ms resident-memory sampler (MB); benchmarks/ is on sys.path
 
 ROWS = {
-    # name: (kind, batch_size, grad_accum, labelled_only, checkpointing, lora, gqa)
-    "probe": ("probe", 1, 1, True, False, False, False),
-    "trl": ("sft", 1, 4, False, False, False, False),
-    "labelled": ("sft", 1, 4, True, False, False, False),
-    "labelled+ckpt": ("sft", 1, 4, True, True, False, False),
-    "lora": ("sft", 1, 4, True, False, True, False),
-    "mem-trl+ckpt": ("sft", 4, 1, False, True, False, False),
-    "mem-labelled": ("sft", 4, 1, True, False, False, False),
-    "mem-labelled+ckpt": ("sft", 4, 1, True, True, False, False),
-    "mem-labelled+ckpt+gqa": ("sft", 4, 1, True, True, False, True),
+    # name: (kind, batch_size, grad_accum, labelled_only, checkpointing, lora, attention: "" | "mask" | "mask+gqa")
+    "probe": ("probe", 1, 1, True, False, False, ""),
+    "trl": ("sft", 1, 4, False, False, False, ""),
+    "labelled": ("sft", 1, 4, True, False, False, ""),
+    "labelled+ckpt": ("sft", 1, 4, True, True, False, ""),
+    "lora": ("sft", 1, 4, True, False, True, ""),
+    "mem-trl+ckpt": ("sft", 4, 1, False, True, False, ""),
+    "mem-labelled": ("sft", 4, 1, True, False, False, ""),
+    "mem-labelled+ckpt": ("sft", 4, 1, True, True, False, ""),
+    "mem-labelled+ckpt+mask": ("sft", 4, 1, True, True, False, "mask"),
+    "mem-labelled+ckpt+mask+gqa": ("sft", 4, 1, True, True, False, "mask+gqa"),
 }
 DEFAULT_ROWS = "probe,trl,labelled,labelled+ckpt,lora,mem-labelled,mem-labelled+ckpt"
 
@@ -92,9 +95,11 @@ def sft_worker(args, pairs, row) -> dict:
 
     from prismrl.rollout.decoding import gqa_prefill
 
-    _, batch_size, grad_accum, labelled_only, checkpointing, lora, gqa = row
+    _, batch_size, grad_accum, labelled_only, checkpointing, lora, attention = row
     if not labelled_only:
         sft.score_labelled_positions_only = lambda model: None  # TRL's own head: the baseline
+    if attention:
+        sft.attention_inputs = lambda mask: {"attention_mask": mask}  # the mask kept, as before
     model, tokenizer, _ = load_model(args.model, "float32", "cpu")
     samples_per_step = batch_size * grad_accum
     steps = 1 + args.steps  # the first step is a warm-up, untimed
@@ -125,7 +130,7 @@ def sft_worker(args, pairs, row) -> dict:
                 times.append(time.perf_counter() - self.t0)
 
         trainer = sft.build_trainer(cfg, model, tokenizer, dataset, callbacks=[StepTimer()])
-        with _PeakRss() as rss, gqa_prefill(model) if gqa else contextlib.nullcontext():
+        with _PeakRss() as rss, gqa_prefill(model) if "gqa" in attention else contextlib.nullcontext():
             trainer.train()
         counts = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
     tokens = counts[-1] - counts[0]  # the timed steps' tokens (num_tokens is cumulative)

@@ -119,6 +119,26 @@ def test_loss_touches_response_tokens_only():
     assert torch.all(leaf.grad[~mask] == 0) and torch.all(leaf.grad[mask] != 0)
 
 
+def test_a_padded_batch_without_its_mask_gives_each_sample_its_own_logprobs_and_gradients():
+    from prismrl.models import tiny_model
+
+    model = tiny_model(0, vocab_size=64)
+    samples = [
+        Sample([5, 6, 7, 8, 9, 10, 2], [False] * 4 + [True] * 3, [1.0] * 7),
+        Sample([5, 6, 11, 2], [False, False, True, True], [1.0] * 4),
+    ]
+    logprobs, mask, _ = response_logprobs(model, samples, temperature=0.8, pad_id=0)
+    logprobs[mask].sum().backward()
+    together = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    for row, sample in enumerate(samples):
+        alone, alone_mask, _ = response_logprobs(model, [sample], temperature=0.8, pad_id=0)
+        torch.testing.assert_close(alone[alone_mask], logprobs[row][mask[row]], rtol=1e-5, atol=1e-6)
+        alone[alone_mask].sum().backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, together[name], rtol=1e-4, atol=1e-6)
+
+
 def test_ppo_clip_and_k3_kl():
     logprobs = torch.tensor([[0.0]])
     mask = torch.tensor([[True]])

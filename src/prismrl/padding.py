@@ -23,3 +23,16 @@ def padded(rows: list[list], fill, left: bool = False, dtype: torch.dtype = torc
 def attention_mask(lengths: list[int], left: bool = False, device=None) -> torch.Tensor:
     """1 on each row's first (last, with `left=True`) `length` columns of the longest, 0 elsewhere."""
     return padded([[1] * n for n in lengths], 0, left=left, device=device)
+
+
+def attention_inputs(attention: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The mask argument of a forward over whole right-padded sequences (no cache): none at all.
+
+    Under causal attention a right-padded row's real tokens never attend to the pads after them,
+    so without the mask the real positions get exactly what the mask gives (the pads' own outputs
+    are never used), and SDPA runs its fused causal kernel over grouped key/value heads. With a
+    mask, transformers copies keys and values once per head group and the kernel computes every
+    block (benchmarks/rl_update_bench.py, benchmarks/sft_bench.py). Any other padding keeps its mask.
+    """
+    right_padded = bool((attention.cummin(dim=1).values == attention).all())
+    return {} if right_padded else {"attention_mask": attention}

@@ -37,7 +37,7 @@ from prismrl.envs.base import episode_step_cap
 from prismrl.errors import ConfigError, TrainingDiverged
 from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl_prefix
 from prismrl.heartbeat import Heartbeat
-from prismrl.padding import attention_mask, padded
+from prismrl.padding import attention_inputs, attention_mask, padded
 from prismrl.rollout import Episode, SamplingConfig, rollout
 from prismrl.train.curve import plot_rl
 
@@ -294,7 +294,7 @@ def response_logprobs(model, samples: list[Sample], temperature: float, pad_id: 
     mask = padded([s.generated[1:] for s in samples], False, dtype=torch.bool, device=device)
     keep = torch.zeros_like(ids, dtype=torch.bool)
     keep[:, :-1] = mask
-    kwargs = {"input_ids": ids, "attention_mask": attention, "use_cache": False}
+    kwargs = {"input_ids": ids, "use_cache": False, **attention_inputs(attention)}
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
         kwargs["logits_to_keep"] = keep
     logits = model(**kwargs).logits

@@ -47,7 +47,7 @@ from prismrl.fileio import JsonlAppender, atomic_dir, atomic_write_json, atomic_
 from prismrl.heartbeat import Heartbeat
 from prismrl.launch import launched_local_rank, launched_rank
 from prismrl.models import BUILTIN_DEFAULT, load_model, resolve_dtype
-from prismrl.padding import attention_mask, padded
+from prismrl.padding import attention_inputs, attention_mask, padded
 from prismrl.progress import PlainProgress, quiet_library_bars
 
 log = logging.getLogger(__name__)
@@ -356,7 +356,8 @@ def score_labelled_positions_only(model) -> None:
     (`trl.trainer.utils.add_fused_lm_head`: "every position is scored instead"). About 10 % of a
     WebShop expert trajectory's positions carry a label, and SmolLM2's 49 152-token head is a fifth
     of its per-token FLOPs, so on CPU that head, its log-softmax, entropy and accuracy run on the
-    labelled rows only (measured in benchmarks/sft_bench.py). Same outputs as TRL's: per-token
+    labelled rows only (measured in benchmarks/sft_bench.py); a right-padded micro-batch runs
+    without its attention mask (`padding.attention_inputs`). Same outputs as TRL's: per-token
     log-probs, entropy and top-1 flags, zero off the mask; the loss divides by `num_items_in_batch`.
     Models that scale or soft-cap their logits, MoE router losses and pre-shifted labels keep TRL's
     own path."""
@@ -381,6 +382,8 @@ def score_labelled_positions_only(model) -> None:
                 **kwargs,
             )
         kwargs["use_cache"] = False
+        if kwargs.get("attention_mask") is not None:  # TRL pads on the right: no mask needed
+            kwargs.update(attention_inputs(kwargs.pop("attention_mask")))
         hidden = model.base_model(*args, **kwargs).last_hidden_state[:, :-1]
         labels = labels[:, 1:].to(hidden.device)
         mask = labels != IGNORE_INDEX
