@@ -24,8 +24,9 @@ Mechanics:
   receives δ (B, T, out) during the backward, computes the per-trajectory norms of each unit
   slice (fused q/k/v and gate/up: slices of δ's output features) and drops x right away;
 - the loss is Σ_b (mean cross-entropy over b's response tokens), so each trajectory's gradient is
-  exactly its batch-1 gradient; rows are right-padded (attention mask, explicit position ids
-  0..T-1), which leaves the real positions' computation unchanged, and padded positions get δ = 0;
+  exactly its batch-1 gradient; rows are right-padded and run without an attention mask
+  (explicit position ids 0..T-1, `padding.attention_inputs`): under causal attention no real
+  position sees a pad, so the real positions' computation is unchanged and padded positions get δ = 0;
 - logits are computed only where a response token is predicted (`logits_to_keep`), which skips
   most of the LM head and the full-vocabulary softmax on observation and prompt tokens;
 - optional gradient checkpointing recomputes each decoder layer in the backward (reentrant
@@ -49,7 +50,7 @@ from torch.utils.checkpoint import checkpoint
 
 from prismrl.data.format import IGNORE_INDEX
 from prismrl.errors import ConfigError
-from prismrl.padding import attention_mask, padded
+from prismrl.padding import attention_inputs, attention_mask, padded
 from prismrl.prism.units import find_units, frozen
 
 NORM_METHODS = ("auto", "einsum", "gram")
@@ -299,7 +300,7 @@ class BatchedProbe:
         targets, rows, counts = targets.to(device), rows.to(device), counts.to(device)
 
         self._clear()
-        kwargs = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions, "use_cache": False}
+        kwargs = {"input_ids": input_ids, "position_ids": positions, "use_cache": False, **attention_inputs(attention)}
         if self._trim_logits:
             kwargs["logits_to_keep"] = keep
         logits = self.model(**kwargs).logits
