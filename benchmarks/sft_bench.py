@@ -18,6 +18,8 @@ Rows:
   dropped it for right padding (transformers then copies keys and values per head group and SDPA
   computes every block); `+mask+gqa`: the same mask through torch's `enable_gqa`
   (`rollout.decoding.gqa_prefill`), without the copies.
+- `+mmap`: glibc's mmap threshold fixed at 1 MB (`mallopt`), so every freed tensor above it goes
+  back to the system at once instead of staying resident in the heap.
 
 Full fine-tuning does a third more arithmetic than the probe per token (the weight gradients of
 every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe's; LoRA's is not.
@@ -26,6 +28,7 @@ every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe
 from __future__ import annotations
 
 import argparse
+import ctypes
 import contextlib
 import json
 import os
@@ -34,21 +37,36 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from probe_bench import _PeakRss  # the same 2 ms resident-memory sampler (MB); benchmarks/ is on sys.path
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+class Row(NamedTuple):
+    kind: str  # "probe" or "sft"
+    batch_size: int
+    grad_accum: int
+    labelled_only: bool = True
+    checkpointing: bool = False
+    lora: bool = False
+    attention: str = ""  # "": as shipped; "mask": the mask kept; "mask+gqa": kept, through enable_gqa
+    mmap_threshold_mb: int = 0  # 0: glibc's default (a threshold that grows as large blocks are freed)
+
+
 ROWS = {
-    # name: (kind, batch_size, grad_accum, labelled_only, checkpointing, lora, attention: "" | "mask" | "mask+gqa")
-    "probe": ("probe", 1, 1, True, False, False, ""),
-    "trl": ("sft", 1, 4, False, False, False, ""),
-    "labelled": ("sft", 1, 4, True, False, False, ""),
-    "labelled+ckpt": ("sft", 1, 4, True, True, False, ""),
-    "lora": ("sft", 1, 4, True, False, True, ""),
-    "mem-trl+ckpt": ("sft", 4, 1, False, True, False, ""),
-    "mem-labelled": ("sft", 4, 1, True, False, False, ""),
-    "mem-labelled+ckpt": ("sft", 4, 1, True, True, False, ""),
-    "mem-labelled+ckpt+mask": ("sft", 4, 1, True, True, False, "mask"),
-    "mem-labelled+ckpt+mask+gqa": ("sft", 4, 1, True, True, False, "mask+gqa"),
+    "probe": Row("probe", 1, 1),
+    "trl": Row("sft", 1, 4, labelled_only=False),
+    "labelled": Row("sft", 1, 4),
+    "labelled+ckpt": Row("sft", 1, 4, checkpointing=True),
+    "lora": Row("sft", 1, 4, lora=True),
+    "mem-trl+ckpt": Row("sft", 4, 1, labelled_only=False, checkpointing=True),
+    "mem-labelled": Row("sft", 4, 1),
+    "mem-labelled+ckpt": Row("sft", 4, 1, checkpointing=True),
+    "mem-labelled+ckpt+mask": Row("sft", 4, 1, checkpointing=True, attention="mask"),
+    "mem-labelled+ckpt+mask+gqa": Row("sft", 4, 1, checkpointing=True, attention="mask+gqa"),
+    "mem-labelled+ckpt+mmap": Row("sft", 4, 1, checkpointing=True, mmap_threshold_mb=1),
 }
 DEFAULT_ROWS = "probe,trl,labelled,labelled+ckpt,lora,mem-labelled,mem-labelled+ckpt"
 
@@ -95,8 +113,8 @@ def sft_worker(args, pairs, row) -> dict:
 
     from prismrl.rollout.decoding import gqa_prefill
 
-    _, batch_size, grad_accum, labelled_only, checkpointing, lora, attention = row
-    if not labelled_only:
+    batch_size, grad_accum, lora, attention = row.batch_size, row.grad_accum, row.lora, row.attention
+    if not row.labelled_only:
         sft.score_labelled_positions_only = lambda model: None  # TRL's own head: the baseline
     if attention:
         sft.attention_inputs = lambda mask: {"attention_mask": mask}  # the mask kept, as before
@@ -115,7 +133,7 @@ def sft_worker(args, pairs, row) -> dict:
             batch_size=batch_size,
             grad_accum=grad_accum,
             lora=lora,
-            gradient_checkpointing=checkpointing,
+            gradient_checkpointing=row.checkpointing,
             save_steps=10_000,
             logging_steps=1,
             device="cpu",
@@ -150,12 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
+        row = ROWS[args.worker]
+        if row.mmap_threshold_mb:
+            # glibc serves blocks above the threshold by mmap and unmaps them on free; its default
+            # threshold rises each time such a block is freed, after which freed tensors stay in
+            # the heap and count as resident
+            ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, row.mmap_threshold_mb << 20)
         import torch
 
         torch.set_num_threads(args.threads)
         pairs = _pairs(args.model, Path(args.data), 16, args.max_length)
-        row = ROWS[args.worker]
-        result = probe_worker(args, pairs) if row[0] == "probe" else sft_worker(args, pairs, row)
+        result = probe_worker(args, pairs) if row.kind == "probe" else sft_worker(args, pairs, row)
         Path(args.result).write_text(json.dumps(result))
         return
 
@@ -207,7 +230,9 @@ def main(argv: list[str] | None = None) -> None:
         row = ROWS[name]
         rate = r["tokens"] / r["seconds"]
         ratio = f"{rate / (probe['tokens'] / probe['seconds']):.2f}x" if probe else "-"
-        print(f"| {name} | {row[1]} x {row[2]} | {r['tokens']} | {r['seconds']:.1f} | {rate:.1f} | {ratio} | {r['peak_gb']:.2f} |")
+        print(
+            f"| {name} | {row.batch_size} x {row.grad_accum} | {r['tokens']} | {r['seconds']:.1f} | {rate:.1f} | {ratio} | {r['peak_gb']:.2f} |"
+        )
 
 
 if __name__ == "__main__":
