@@ -113,13 +113,12 @@ def sft_worker(args, pairs, row) -> dict:
 
     from prismrl.rollout.decoding import gqa_prefill
 
-    batch_size, grad_accum, lora, attention = row.batch_size, row.grad_accum, row.lora, row.attention
     if not row.labelled_only:
         sft.score_labelled_positions_only = lambda model: None  # TRL's own head: the baseline
-    if attention:
+    if row.attention:
         sft.attention_inputs = lambda mask: {"attention_mask": mask}  # the mask kept, as before
     model, tokenizer, _ = load_model(args.model, "float32", "cpu")
-    samples_per_step = batch_size * grad_accum
+    samples_per_step = row.batch_size * row.grad_accum
     steps = 1 + args.steps  # the first step is a warm-up, untimed
     chosen = [pairs[i % len(pairs)] for i in range(steps * samples_per_step)]
     dataset = datasets.Dataset.from_dict({"input_ids": [p[0] for p in chosen], "labels": [p[1] for p in chosen]})
@@ -130,9 +129,9 @@ def sft_worker(args, pairs, row) -> dict:
             out=out,
             max_steps=steps,
             lr=1e-5,
-            batch_size=batch_size,
-            grad_accum=grad_accum,
-            lora=lora,
+            batch_size=row.batch_size,
+            grad_accum=row.grad_accum,
+            lora=row.lora,
             gradient_checkpointing=row.checkpointing,
             save_steps=10_000,
             logging_steps=1,
@@ -148,7 +147,7 @@ def sft_worker(args, pairs, row) -> dict:
                 times.append(time.perf_counter() - self.t0)
 
         trainer = sft.build_trainer(cfg, model, tokenizer, dataset, callbacks=[StepTimer()])
-        with _PeakRss() as rss, gqa_prefill(model) if "gqa" in attention else contextlib.nullcontext():
+        with _PeakRss() as rss, gqa_prefill(model) if "gqa" in row.attention else contextlib.nullcontext():
             trainer.train()
         counts = [r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r]
     tokens = counts[-1] - counts[0]  # the timed steps' tokens (num_tokens is cumulative)
