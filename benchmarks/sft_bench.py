@@ -18,8 +18,9 @@ Rows:
   dropped it for right padding (transformers then copies keys and values per head group and SDPA
   computes every block); `+mask+gqa`: the same mask through torch's `enable_gqa`
   (`rollout.decoding.gqa_prefill`), without the copies.
-- `+mmap`: glibc's mmap threshold fixed at 1 MB (`mallopt`), so every freed tensor above it goes
-  back to the system at once instead of staying resident in the heap.
+- `+mmap`: `--low-memory` (`prismrl.memory.release_freed_memory`): glibc's mmap threshold fixed at
+  1 MB, so every freed tensor above it goes back to the system at once instead of staying resident
+  in the heap.
 
 Full fine-tuning does a third more arithmetic than the probe per token (the weight gradients of
 every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe's; LoRA's is not.
@@ -28,7 +29,6 @@ every projection), so at equal FLOP rates its tokens/s is about 2/3 of the probe
 from __future__ import annotations
 
 import argparse
-import ctypes
 import contextlib
 import json
 import os
@@ -41,8 +41,6 @@ from typing import NamedTuple
 
 from probe_bench import _PeakRss  # the same 2 ms resident-memory sampler (MB); benchmarks/ is on sys.path
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
 
 class Row(NamedTuple):
     kind: str  # "probe" or "sft"
@@ -52,7 +50,7 @@ class Row(NamedTuple):
     checkpointing: bool = False
     lora: bool = False
     attention: str = ""  # "": as shipped; "mask": the mask kept; "mask+gqa": kept, through enable_gqa
-    mmap_threshold_mb: int = 0  # 0: glibc's default (a threshold that grows as large blocks are freed)
+    low_memory: bool = False  # `--low-memory`; False: glibc's default (a threshold that grows as large blocks are freed)
 
 
 ROWS = {
@@ -66,7 +64,7 @@ ROWS = {
     "mem-labelled+ckpt": Row("sft", 4, 1, checkpointing=True),
     "mem-labelled+ckpt+mask": Row("sft", 4, 1, checkpointing=True, attention="mask"),
     "mem-labelled+ckpt+mask+gqa": Row("sft", 4, 1, checkpointing=True, attention="mask+gqa"),
-    "mem-labelled+ckpt+mmap": Row("sft", 4, 1, checkpointing=True, mmap_threshold_mb=1),
+    "mem-labelled+ckpt+mmap": Row("sft", 4, 1, checkpointing=True, low_memory=True),
 }
 DEFAULT_ROWS = "probe,trl,labelled,labelled+ckpt,lora,mem-labelled,mem-labelled+ckpt"
 
@@ -168,11 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.worker:
         row = ROWS[args.worker]
-        if row.mmap_threshold_mb:
-            # glibc serves blocks above the threshold by mmap and unmaps them on free; its default
-            # threshold rises each time such a block is freed, after which freed tensors stay in
-            # the heap and count as resident
-            ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, row.mmap_threshold_mb << 20)
+        if row.low_memory:
+            from prismrl.memory import release_freed_memory
+
+            release_freed_memory()
         import torch
 
         torch.set_num_threads(args.threads)

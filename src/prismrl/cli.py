@@ -11,6 +11,7 @@ from rich.table import Table
 
 from prismrl.config import RouteConfig, parse_yaml, read_yaml, resolve
 from prismrl.errors import ConfigError, InputError, MissingFile, PrismError
+from prismrl.memory import release_freed_memory
 from prismrl.threads import use_threads
 
 # Click's plain help: the rich layout cut long option names and showed every flag as taking <bool>.
@@ -40,6 +41,11 @@ BatchTokensOpt = typer.Option(
     None, "--batch-tokens", help="batched exact probe: padded tokens per batch, length-bucketed (default: one trajectory per backward)"
 )
 ThreadsOpt = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: this process's share of the cores)")
+LowMemoryOpt = typer.Option(
+    False,
+    "--low-memory",
+    help="return freed tensors to the OS (glibc mmap threshold 1 MB): SFT at 4 x 2k tokens peaks at 3.1 GB instead of 6.5, 6.5% slower",
+)
 CheckpointOpt = typer.Option(
     None,
     "--gradient-checkpointing/--no-gradient-checkpointing",
@@ -375,9 +381,12 @@ def sft(
     config: Path = ConfigOpt,
     overrides: list[str] = SetOpt,
     threads: int = ThreadsOpt,
+    low_memory: bool = LowMemoryOpt,
 ):
     """SFT with loss on every assistant turn, through TRL's SFTTrainer."""
     use_threads(threads)
+    if low_memory:
+        release_freed_memory()
     from prismrl.train.sft import SFTTrainConfig, train_sft
 
     try:
@@ -500,9 +509,12 @@ def run_cmd(
     out: str = typer.Option(..., help="run folder: every phase's outputs, the ledger and summary.json"),
     overrides: list[str] = typer.Option(None, "--set", help="override: key=value or section.key=value (repeatable)"),
     threads: int = ThreadsOpt,
+    low_memory: bool = LowMemoryOpt,
 ):
     """The whole pipeline for one method: data → probe → route → SFT → RL → eval, resumable."""
     use_threads(threads)
+    if low_memory:
+        release_freed_memory()
     from prismrl.pipeline.run import run
     from prismrl.pipeline.run_config import load_run_config
 
@@ -548,9 +560,12 @@ def grid(
     overrides: list[str] = typer.Option(None, "--set", help="override for every run: key=value or section.key=value (repeatable)"),
     list_only: bool = typer.Option(False, "--list", help="only list the runs and how far each has got"),
     threads: int = ThreadsOpt,
+    low_memory: bool = LowMemoryOpt,
 ):
     """Methods x seeds of one config, each a resumable `prism run`, sharing expert data, probe and SFT-all."""
     use_threads(threads)
+    if low_memory:
+        release_freed_memory()
     from prismrl.pipeline.grid import grid_plan, run_grid, save_shared_inputs
     from prismrl.report.save import save_summary
 
