@@ -2,6 +2,7 @@
 with the evaluation's success and score and their 95 % intervals (`prismrl.evaluate.summarize`).
 
     python scripts/failure_modes.py runs/x/eval/test/episodes.jsonl [--examples 2]
+    python scripts/failure_modes.py runs/x/rl/rl_episodes.jsonl --by-step   # also a row per RL step
 
 Each episode falls in the first bucket that fits:
 - won;
@@ -15,7 +16,9 @@ Each episode falls in the first bucket that fits:
 
 It also counts the purchases made with fewer option clicks than the instruction names (`color: x,
 and size: y` is two), the habit RL taught in the grid's WebShop `sft-then-rl` run
-(docs/EXPERIMENTS.md); the file may be an RL run's rl/rl_episodes.jsonl as well.
+(docs/EXPERIMENTS.md); the file may be an RL run's rl/rl_episodes.jsonl as well. There
+`--by-step` adds a row per RL step: how its episodes ended and how many of their turns repeated
+the action before, the loop the grid's WebShop `magnitude` run learnt step by step.
 """
 
 from __future__ import annotations
@@ -72,11 +75,40 @@ def bought_without_every_option(episode: dict) -> bool:
     return sum(a.startswith("click[") and a not in NOT_OPTIONS for a in taken[opened + 1 : -1]) < asked
 
 
+def repeated_turns(episode: dict) -> int:
+    """Turns whose action is the one of the turn before."""
+    taken = actions(episode)
+    return sum(a == b for a, b in zip(taken, taken[1:]))
+
+
+def by_step(episodes: list[dict]) -> list[dict]:
+    """One row per RL step of an rl_episodes.jsonl: outcomes, turns and repeated actions."""
+    rows = []
+    for step in sorted({e["step"] for e in episodes}):
+        group = [e for e in episodes if e["step"] == step]
+        buckets = Counter(bucket(e) for e in group)
+        rows.append(
+            {
+                "step": step,
+                "episodes": len(group),
+                "won": buckets["won"],
+                "bought, partial reward": buckets["bought, partial reward"],
+                "stuck in a loop": buckets["stuck in a loop"],
+                "mean turns": sum(e["steps"] for e in group) / len(group),
+                "repeated turns": sum(map(repeated_turns, group)),
+                "turns": sum(e["steps"] for e in group),
+                "mean reward": sum(e["reward"] for e in group) / len(group),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("episodes", type=Path)
     parser.add_argument("--examples", type=int, default=0, help="print this many action sequences per bucket")
     parser.add_argument("--first", type=int, default=None, help="only the first N episodes (the first N goals)")
+    parser.add_argument("--by-step", action="store_true", help="an RL run's episodes: also a row per RL step")
     args = parser.parse_args()
     episodes = [json.loads(line) for line in args.episodes.read_text().splitlines() if line.strip()][: args.first]
     counts = Counter(bucket(e) for e in episodes)
@@ -99,6 +131,16 @@ def main() -> None:
     print(
         f"\npurchases: {purchases}; with fewer option clicks than the instruction names: {sum(map(bought_without_every_option, episodes))}"
     )
+    if args.by_step:
+        print(
+            "\n| RL step | episodes | won | bought, partial | stuck in a loop | mean turns | turns repeating the one before | mean reward |"
+            "\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )
+        for row in by_step(episodes):
+            print(
+                f"| {row['step']} | {row['episodes']} | {row['won']} | {row['bought, partial reward']} | {row['stuck in a loop']} | "
+                f"{row['mean turns']:.1f} | {row['repeated turns']} of {row['turns']} | {row['mean reward']:.3f} |"
+            )
     for name in counts:
         group = [e for e in episodes if bucket(e) == name][: args.examples]
         for e in group:
