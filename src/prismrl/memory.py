@@ -23,12 +23,12 @@ class LowMemoryUnavailable(UserWarning):
     pass
 
 
-def release_freed_memory(threshold: int = LOW_MEMORY_MMAP_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold at `threshold` bytes for this process. Returns False, with a
+def release_freed_memory() -> bool:
+    """Fix glibc's mmap threshold at 1 MB for this process. Returns False, with a
     warning, where the C library is not glibc (macOS, musl): there the flag changes nothing."""
     libc_name = ctypes.util.find_library("c")
     try:
-        done = ctypes.CDLL(libc_name).mallopt(M_MMAP_THRESHOLD, threshold) == 1
+        done = ctypes.CDLL(libc_name).mallopt(M_MMAP_THRESHOLD, LOW_MEMORY_MMAP_THRESHOLD) == 1
     except (OSError, AttributeError, TypeError):
         done = False
     if not done:
