@@ -81,6 +81,35 @@ def test_an_interrupted_share_is_not_counted_twice(tmp_path):
     assert (tmp_path / "inverse-s0" / "route" / "probe.jsonl").exists()
 
 
+def test_a_fresh_machine_takes_the_data_and_the_probe_back_from_the_committed_results(tmp_path):
+    from prismrl.report.save import save_summary
+
+    first, results = tmp_path / "first-machine", tmp_path / "results"
+    list(run_grid(TINY, first, [Entry("prism-gini", 0)], CHEAP))
+    save_summary(first / "prism-gini-s0", results / "prism-gini-s0")
+    save_shared_inputs(first, [Entry("prism-gini", 0)], results / "shared")
+
+    fresh = tmp_path / "second-machine"
+    list(run_grid(TINY, fresh, [Entry("magnitude", 0)], CHEAP, results))
+    for relative in ("data/expert.jsonl", "route/probe.jsonl"):
+        assert filecmp.cmp(first / "prism-gini-s0" / relative, fresh / "magnitude-s0" / relative, shallow=False)
+    (probed,) = [r for r in _ledger(first / "prism-gini-s0") if r["phase"] == "probe"]
+    shared, routed = [r for r in _ledger(fresh / "magnitude-s0") if r["phase"] == "probe"]
+    assert {**shared, "note": ""} == {**probed, "note": ""} and shared["note"] == "shared from prism-gini-s0"
+    assert routed["backward_tokens"] == 0  # nothing probed again
+
+    # another config's results are not taken: its data would not be this config's
+    list(run_grid(TINY, tmp_path / "other", [Entry("inverse", 0)], [*CHEAP, "generate.n=5"], results))
+    assert [r["note"] for r in _ledger(tmp_path / "other" / "inverse-s0") if r["phase"] == "probe"] == [""]
+    # nor a probe of other trajectories than the run's (here: data a sibling generated again)
+    third = tmp_path / "third-machine"
+    list(run_grid(TINY, third, [Entry("random", 0)], CHEAP))
+    saved = results / "shared" / "data" / "expert.jsonl"
+    saved.write_text("".join(saved.read_text().splitlines(keepends=True)[:-1]))
+    list(run_grid(TINY, third, [Entry("inverse", 0)], CHEAP, results))
+    assert [r["note"] for r in _ledger(third / "inverse-s0") if r["phase"] == "probe"] == [""]
+
+
 def test_a_later_grid_call_shares_with_the_runs_an_earlier_one_left_of_the_same_config_only(tmp_path):
     list(run_grid(TINY, tmp_path, [Entry("prism-gini", 0)], CHEAP))
     list(run_grid(TINY, tmp_path / "other", [Entry("random", 0)], [*CHEAP, "eval.episodes=1"]))

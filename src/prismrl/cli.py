@@ -555,7 +555,9 @@ def grid(
     shares: str = typer.Option("", help="RL-share sweep, e.g. 0.25,0.75: extra runs of --share-methods at these route.rl_share"),
     share_methods: str = typer.Option("prism-gini,random", help="methods the RL-share sweep runs"),
     results: str = typer.Option(
-        None, help="copy each finished run's small summary to RESULTS/<run>, the expert data and probe once to RESULTS/shared (commit them)"
+        None,
+        help="copy each finished run's small summary to RESULTS/<run>, the expert data and probe once to RESULTS/shared (commit them);"
+        " on a fresh machine the data and probe are taken back from there",
     ),
     overrides: list[str] = typer.Option(None, "--set", help="override for every run: key=value or section.key=value (repeatable)"),
     list_only: bool = typer.Option(False, "--list", help="only list the runs and how far each has got"),
@@ -577,7 +579,7 @@ def grid(
                 state = "done" if (run_dir / "summary.json").exists() else "started" if run_dir.exists() else "to do"
                 stdout.print(f"{entry.name:<28} {state}")
             return
-        for entry, run_dir, summary in run_grid(config, out, plan, overrides or []):
+        for entry, run_dir, summary in run_grid(config, out, plan, overrides or [], results):
             if summary is None:
                 console.print(f"[bold]grid[/] {entry.name}: running → {run_dir}")
                 continue

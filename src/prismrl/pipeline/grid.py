@@ -18,12 +18,19 @@ every run's ledger still holds everything its method costs:
 Siblings are every other run folder in DIR whose config differs only in method, seed and RL
 share: this call's runs and those an earlier `prism grid` call over other methods left there.
 
+On another machine DIR starts empty, but `--results` holds the expert data and the probe
+records (`RESULTS/shared`) and each run's ledger: where no sibling has them, the data and the
+probe are taken from there, with the probe's cost from the committed run that paid for it, so a
+fresh machine does not probe again (the probe is deterministic: a repeat gives bit-identical
+norms, docs/EXPERIMENTS.md). Checkpoints are not committed; SFT is trained again.
+
 Seeds are training seeds: the expert data and the evaluation goals (`eval.task_seed`) stay the
 same across seeds and methods.
 """
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import shutil
@@ -73,10 +80,11 @@ def entry_config(config: str | Path, entry: Entry, overrides: list[str] = ()) ->
 
 
 def run_grid(
-    config: str | Path, out: str | Path, grid: list[Entry], overrides: list[str] = ()
+    config: str | Path, out: str | Path, grid: list[Entry], overrides: list[str] = (), results: str | Path | None = None
 ) -> Iterator[tuple[Entry, Path, dict | None]]:
     """Run (or resume) every entry into `out/<entry.name>`; yields (entry, folder, None) as a run
-    starts and (entry, folder, summary) once it is done (at once for a run finished earlier)."""
+    starts and (entry, folder, summary) once it is done (at once for a run finished earlier).
+    `results`: a folder `prism grid --results` filled, the fallback for the data and the probe."""
     out = Path(out)
     configs = {entry: entry_config(config, entry, overrides) for entry in grid}  # every typo before the first hour of work
     for entry in grid:
@@ -85,7 +93,8 @@ def run_grid(
         if not summary_file.exists():
             yield entry, run_dir, None
             save_config(cfg, run_dir)  # a folder holding another config is refused before anything is copied into it
-            take_shared(cfg, run_dir, siblings(out, run_dir, cfg, [out / e.name for e in grid]))
+            archive = Archive.matching(results, entry.name, cfg) if results else None
+            take_shared(cfg, run_dir, siblings(out, run_dir, cfg, [out / e.name for e in grid]), archive)
             run(cfg, run_dir)
         yield entry, run_dir, json.loads(summary_file.read_text())
 
@@ -108,19 +117,62 @@ def _up_to_method_seed_share(config: dict) -> dict:
     return {**config, "method": None, "seed": None, "route": {**config["route"], "rl_share": None}}
 
 
-def take_shared(cfg: RunConfig, run_dir: Path, siblings: list[Path]) -> None:
-    """Copy into `run_dir` whatever of its work a sibling has finished and it has not started."""
+@dataclass(frozen=True)
+class Archive:
+    """What `save_summary` and `save_shared_inputs` committed for a grid of this config: the
+    shared data and probe, and the run that paid for the probe."""
+
+    shared: Path
+    prober: Path | None
+
+    @classmethod
+    def matching(cls, results: str | Path, name: str, cfg: RunConfig) -> Archive | None:
+        """None unless a committed run had this config up to method, seed and RL share (the shared
+        folder holds no config of its own: another config's data must not be taken)."""
+        results = Path(results)
+        if not results.is_dir():
+            return None
+        runs = siblings(results, results / name, cfg, [])
+        if not runs:
+            return None
+        # any run whose ledger holds the probe will do: a copied record keeps naming the run that paid
+        return cls(results / "shared", _first(runs, lambda r: bool(_cost_records(r, "probe"))))
+
+    def has_data(self) -> bool:
+        return (self.shared / "data" / "generate_report.json").exists()
+
+    def has_probe_of(self, expert: Path) -> bool:
+        """Whether it holds a probe of exactly these trajectories (a probe record names only an id)."""
+        saved = self.shared / "data" / "expert.jsonl"
+        return (
+            self.prober is not None
+            and all((self.shared / "route" / name).exists() for name in PROBE_FILES)
+            and expert.exists()
+            and saved.exists()
+            and filecmp.cmp(expert, saved, shallow=False)
+        )
+
+
+def take_shared(cfg: RunConfig, run_dir: Path, siblings: list[Path], archive: Archive | None = None) -> None:
+    """Copy into `run_dir` whatever of its work a sibling has finished and it has not started, the
+    data and the probe from `archive` where no sibling has them."""
     plan = METHODS[cfg.method]
     if cfg.data is None and not (run_dir / "data").exists():
         source = _first(siblings, lambda s: (s / "data" / "generate_report.json").exists())
         if source:
             _copy_dir(source / "data", run_dir / "data")
+        elif archive and archive.has_data():
+            _copy_dir(archive.shared / "data", run_dir / "data")
     if plan.probes and not (run_dir / "route" / PROBE_FILES[0]).exists():
         source = _first(siblings, _probe_finished)
         if source:
             _copy_records(source, run_dir, "probe")
             for name in PROBE_FILES:
                 _copy_file(source / "route" / name, run_dir / "route" / name)
+        elif archive and archive.has_probe_of(run_dir / "data" / "expert.jsonl"):
+            _copy_records(archive.prober, run_dir, "probe")
+            for name in PROBE_FILES:
+                _copy_file(archive.shared / "route" / name, run_dir / "route" / name)
     if plan.sft and not (run_dir / "sft").exists():
         source = _first(
             siblings,
