@@ -16,7 +16,16 @@ GOALS = [str(i) for i in range(40)]
 
 
 def _save_run(
-    folder: Path, name: str, method: str, seed: int, wins: list[bool], phases: dict, share: float = 0.5, goals=GOALS, routings=None
+    folder: Path,
+    name: str,
+    method: str,
+    seed: int,
+    wins: list[bool],
+    phases: dict,
+    share: float = 0.5,
+    goals=GOALS,
+    routings=None,
+    flops_per_second: float = 1e12,
 ):
     run = folder / name
     (run / "eval" / "test").mkdir(parents=True)
@@ -25,7 +34,7 @@ def _save_run(
         {"task_id": g, "task_type": ("odd", "even")[int(g) % 2], "won": w, "reward": 1.0 if w else 0.5} for g, w in zip(goals, wins)
     ]
     (run / "eval" / "test" / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
-    cost = {"phases": {p: {"wall_seconds": s} for p, s in phases.items()}, "total": {}}
+    cost = {"phases": {p: {"wall_seconds": s, "flops": flops_per_second * s} for p, s in phases.items()}, "total": {}}
     (run / "summary.json").write_text(json.dumps({"method": method, "eval": {"test": {"success": float(np.mean(wins))}}, "cost": cost}))
     if "rl" in phases:
         (run / "rl").mkdir()
@@ -51,7 +60,8 @@ def _grid(tmp_path: Path) -> Path:
             [bool(w) for w in rng.random(40) < 0.75],
             {"sft": 1200, "rl": 2400, "eval": 500},
         )
-        _save_run(grid, f"rl-all-s{seed}", "rl-all", seed, [False] * 40, {"rl": 3600, "eval": 500})
+        # rl-all's machine was twice as fast for its FLOPs: the two speed-ups part
+        _save_run(grid, f"rl-all-s{seed}", "rl-all", seed, [False] * 40, {"rl": 3600, "eval": 500}, flops_per_second=2e12)
         _save_run(grid, f"magnitude-s{seed}", "magnitude", seed, [True] * 39 + [False], {"probe": 60, "sft": 600, "rl": 1200, "eval": 500})
     (grid / "inverse-s0").mkdir()  # an unfinished run: no summary.json, left out
     return grid
@@ -77,12 +87,12 @@ def test_the_page_has_every_method_the_paper_beside_and_a_verdict_per_claim(tmp_
         if line.startswith("| "):
             rows.setdefault(line.split(" | ")[0].strip("| "), line)  # the main table's row, not the by-type one
     assert rows["prism-gini"].startswith("| prism-gini | 2 | 75.0 ± 0.0 |") and "64.84 / 85.15" in rows["prism-gini"]
-    # rl-all trains 60 min, prism-gini 1 + 10 + 20: 1.94x
-    assert "| 1.94× |" in rows["prism-gini"] and "| 1.00× |" in rows["rl-all"]
+    # rl-all trains 60 min, prism-gini 1 + 10 + 20: 1.94x by wall-clock, 3.87x by FLOPs
+    assert "| 1.94× | 3.87× |" in rows["prism-gini"] and "| 1.00× | 1.00× |" in rows["rl-all"]
     assert "(b) PRISM-Gini > Random | +50.0" in text and rows["(b) PRISM-Gini > Random"].endswith("| supported |")
     assert rows["(c) Gini > magnitude routing"].endswith("| not supported |")
     assert "not run yet (inverse)" in rows["(b) PRISM-Gini > Inverse"]
-    assert "RL wall-clock 0.50× SFT-then-RL's" in rows["(a) PRISM-Gini ≥ SFT-then-RL at about half the RL cost"]
+    assert "RL wall-clock 0.50× SFT-then-RL's, RL FLOPs 0.50×" in rows["(a) PRISM-Gini ≥ SFT-then-RL at about half the RL cost"]
     assert "not run yet (prism-gini-rl*)" in text
     assert "| random | 25.0 | 25.0 |" in text  # by task type: goals 0-9 won, 5 of the 20 even ones and 5 of the 20 odd
     for png in ("webshop-pareto.png", "webshop-rl-curves.png"):

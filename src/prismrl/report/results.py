@@ -67,6 +67,7 @@ class Run:
     env: str
     episodes: dict[str, list[dict]]  # split → episodes in evaluation order
     phases: dict[str, float]  # phase → wall seconds
+    flops: dict[str, float] = field(default_factory=dict)  # phase → the ledger's FLOP estimate
     rl_rewards: list[float] = field(default_factory=list)  # mean training reward per RL step
     routings: dict[str, dict] = field(default_factory=dict)  # "route" (and "reroute": after SFT) → routing.json
 
@@ -77,6 +78,10 @@ class Run:
     @property
     def training_seconds(self) -> float:
         return sum(self.phases.get(p, 0.0) for p in TRAINING_PHASES)
+
+    @property
+    def training_flops(self) -> float:
+        return sum(self.flops.get(p, 0.0) for p in TRAINING_PHASES)
 
 
 def load_grid(folder: str | Path) -> list[Run]:
@@ -101,6 +106,7 @@ def load_grid(folder: str | Path) -> list[Run]:
                 env=config["env"],
                 episodes=episodes,
                 phases={p: v["wall_seconds"] for p, v in summary["cost"]["phases"].items()},
+                flops={p: v.get("flops", 0.0) for p, v in summary["cost"]["phases"].items()},
                 rl_rewards=[m["reward"] for m in read_jsonl_prefix(run_dir / "rl" / "rl_metrics.jsonl")],
                 routings={
                     folder: json.loads((run_dir / folder / "routing.json").read_text())
@@ -159,17 +165,24 @@ def _minutes(seconds: float) -> str:
     return "–" if not seconds else f"{seconds / 60:.0f}"
 
 
+def _speed_up(baseline: float | None, group: list[Run], cost) -> str:
+    """rl-all's mean training cost over the group's; `cost` reads one run's."""
+    ours = np.mean([cost(r) for r in group])
+    return f"{baseline / ours:.2f}×" if baseline and ours else "–"
+
+
 def environment_section(env: str, grid: str, runs: list[Run], figures: Path, relative_to: Path) -> list[str]:
     by_variant: dict[str, list[Run]] = {}
     for run in sorted(runs, key=lambda r: (METHOD_ORDER.index(r.method) if r.method in METHOD_ORDER else len(METHOD_ORDER), r.rl_share)):
         by_variant.setdefault(run.variant, []).append(run)
     splits = sorted({s for r in runs for s in r.episodes})
-    baseline = np.mean([r.training_seconds for r in by_variant[BASELINE]]) if BASELINE in by_variant else None
+    seconds, flops = (lambda r: r.training_seconds), (lambda r: r.training_flops)
+    baselines = {cost: np.mean([cost(r) for r in by_variant[BASELINE]]) if BASELINE in by_variant else None for cost in (seconds, flops)}
     paper = PAPER.get(env, {})
     lines = [f"## {env}", "", f"Runs: `{grid}` ({len(runs)} finished: {', '.join(sorted(r.name for r in runs))}).", ""]
     for split in splits:
         header = ["method", "seeds", "success %", "95 % CI", "score", "95 % CI", "probe min", "SFT min", "RL min", "eval min"]
-        header += ["speed-up vs rl-all"] + [f"paper {c}" for c in paper.get("columns", ())]
+        header += ["speed-up vs rl-all", "by FLOPs"] + [f"paper {c}" for c in paper.get("columns", ())]
         lines += [f"### {split}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for variant, group in by_variant.items():
             group = sorted((r for r in group if split in r.episodes), key=lambda r: r.seed)
@@ -179,9 +192,7 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
             lo, hi = interval(won)
             slo, shi = interval(reward)
             phase = lambda p: np.mean([r.phases.get(p, 0.0) for r in group])  # noqa: E731
-            speed = f"{baseline / np.mean([r.training_seconds for r in group]):.2f}×" if baseline else "–"
-            if variant == "base":
-                speed = "–"
+            speed = ["–", "–"] if variant == "base" else [_speed_up(baselines[cost], group, cost) for cost in (seconds, flops)]
             cells = [
                 variant,
                 str(len(group)),
@@ -193,7 +204,7 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
                 _minutes(phase("sft")),
                 _minutes(phase("rl")),
                 _minutes(phase("eval")),
-                speed,
+                *speed,
                 *(paper.get(variant, ()) or ("–",) * len(paper.get("columns", ()))),
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -258,6 +269,9 @@ def claims(by_variant: dict[str, list[Run]], split: str) -> list[str]:
                 1e-9, np.mean([r.phases.get("rl", 0.0) for r in by_variant[b]])
             )
             result += f"; RL wall-clock {ratio:.2f}× SFT-then-RL's"
+            rl_flops = [np.mean([r.flops.get("rl", 0.0) for r in by_variant[v]]) for v in (a, b)]
+            if all(rl_flops):
+                result += f", RL FLOPs {rl_flops[0] / rl_flops[1]:.2f}×"
         lines.append(f"| {text} | {success} | {score} | {result} |")
     shares = sorted(v for v in by_variant if v.startswith("prism-gini-rl"))
     if shares:
@@ -376,7 +390,9 @@ def write_results(grids: list[str | Path], out: str | Path, figures: str | Path 
         "Generated by `prism results " + " ".join(str(g) for g in grids) + f" --out {out.name}` from the committed run summaries; "
         "do not edit by hand. Success and score: mean ± std over seeds, 95 % bootstrap interval over seeds and episodes. "
         "Cost: wall-clock minutes per phase from each run's ledger (probe includes pass-rate rollouts and the re-probe after SFT; evaluation apart), "
-        "the speed-up is rl-all's training time (probe + SFT + RL) over the method's. The paper's numbers are the paper's "
+        "the speed-up is rl-all's training time (probe + SFT + RL) over the method's, by wall-clock and by the ledger's FLOP estimate "
+        "(2 × parameters × tokens forward or generated + 6 × parameters × tokens back-propagated): runs of different sessions ran on "
+        "different 2-core machines of varying speed, which the FLOPs do not see. The paper's numbers are the paper's "
         "(8B models, 8×A100), not ours. Verdicts: the 95 % interval of the success difference (goals paired) above 0 → supported, "
         "below → not supported, across 0 → inconclusive at this scale.",
         "",
