@@ -165,14 +165,13 @@ def take_shared(cfg: RunConfig, run_dir: Path, siblings: list[Path], archive: Ar
             _copy_dir(archive.shared / "data", run_dir / "data")
     if plan.probes and not (run_dir / "route" / PROBE_FILES[0]).exists():
         source = _first(siblings, _probe_finished)
-        if source:
-            _copy_records(source, run_dir, "probe")
+        paid, files = (source, source / "route") if source else (None, None)
+        if not source and archive and archive.has_probe_of(run_dir / "data" / "expert.jsonl"):
+            paid, files = archive.prober, archive.shared / "route"
+        if paid:
+            _copy_records(paid, run_dir, "probe")
             for name in PROBE_FILES:
-                _copy_file(source / "route" / name, run_dir / "route" / name)
-        elif archive and archive.has_probe_of(run_dir / "data" / "expert.jsonl"):
-            _copy_records(archive.prober, run_dir, "probe")
-            for name in PROBE_FILES:
-                _copy_file(archive.shared / "route" / name, run_dir / "route" / name)
+                _copy_file(files / name, run_dir / "route" / name)
     if plan.sft and not (run_dir / "sft").exists():
         source = _first(
             siblings,

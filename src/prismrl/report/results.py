@@ -165,9 +165,12 @@ def _minutes(seconds: float) -> str:
     return "–" if not seconds else f"{seconds / 60:.0f}"
 
 
-def _speed_up(baseline: float | None, group: list[Run], cost) -> str:
-    """rl-all's mean training cost over the group's; `cost` reads one run's."""
-    ours = np.mean([cost(r) for r in group])
+COSTS = ("training_seconds", "training_flops")  # the speed-up vs rl-all, by wall-clock and by FLOPs
+
+
+def _speed_up(baseline: float | None, costs: list[float]) -> str:
+    """rl-all's mean training cost over the mean of `costs`."""
+    ours = np.mean(costs)
     return f"{baseline / ours:.2f}×" if baseline and ours else "–"
 
 
@@ -176,8 +179,7 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
     for run in sorted(runs, key=lambda r: (METHOD_ORDER.index(r.method) if r.method in METHOD_ORDER else len(METHOD_ORDER), r.rl_share)):
         by_variant.setdefault(run.variant, []).append(run)
     splits = sorted({s for r in runs for s in r.episodes})
-    seconds, flops = (lambda r: r.training_seconds), (lambda r: r.training_flops)
-    baselines = {cost: np.mean([cost(r) for r in by_variant[BASELINE]]) if BASELINE in by_variant else None for cost in (seconds, flops)}
+    baselines = {c: np.mean([getattr(r, c) for r in by_variant[BASELINE]]) for c in COSTS} if BASELINE in by_variant else {}
     paper = PAPER.get(env, {})
     lines = [f"## {env}", "", f"Runs: `{grid}` ({len(runs)} finished: {', '.join(sorted(r.name for r in runs))}).", ""]
     for split in splits:
@@ -192,7 +194,9 @@ def environment_section(env: str, grid: str, runs: list[Run], figures: Path, rel
             lo, hi = interval(won)
             slo, shi = interval(reward)
             phase = lambda p: np.mean([r.phases.get(p, 0.0) for r in group])  # noqa: E731
-            speed = ["–", "–"] if variant == "base" else [_speed_up(baselines[cost], group, cost) for cost in (seconds, flops)]
+            speed = (
+                ["–"] * len(COSTS) if variant == "base" else [_speed_up(baselines.get(c), [getattr(r, c) for r in group]) for c in COSTS]
+            )
             cells = [
                 variant,
                 str(len(group)),
