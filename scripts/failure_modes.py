@@ -6,8 +6,9 @@ with the evaluation's success and score and their 95 % intervals (`prismrl.evalu
 
 Each episode falls in the first bucket that fits:
 - won;
-- bought, partial reward: it clicked `buy now` on a product that misses some attribute, option or
-  the price (the mean reward says how close it came);
+- bought, partial reward: it clicked `buy now` on a product page (a `click[buy now]` typed on a
+  page without that button is an invalid no-op, not a purchase) and the product misses some
+  attribute, option or the price (the mean reward says how close it came);
 - invalid actions: most turns' replies held no well-formed action;
 - stuck in a loop: the same action three times in a row and never bought;
 - opened a product, never bought: reached a product page but ran out of turns;
@@ -46,13 +47,24 @@ def actions(episode: dict) -> list[str]:
     return found
 
 
+def bought(episode: dict) -> bool:
+    """Its last action is `buy now`, taken on a page that offers it: the one purchase, which ends
+    the episode."""
+    messages = episode["messages"]
+    replies = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
+    if not replies or actions(episode)[-1] != "click[buy now]":
+        return False
+    page = messages[replies[-1] - 1]["content"]  # the observation the last reply answered
+    return "buy now" in page.lower()
+
+
 def bucket(episode: dict) -> str:
     if episode.get("error"):
         return "environment error"
     if episode["won"]:
         return "won"
     taken = actions(episode)
-    if "click[buy now]" in taken:
+    if bought(episode):
         return "bought, partial reward"
     if episode["invalid_actions"] * 2 > max(1, episode["steps"]):
         return "invalid actions"
@@ -66,9 +78,9 @@ def bucket(episode: dict) -> str:
 def bought_without_every_option(episode: dict) -> bool:
     """It clicked `buy now` after fewer option clicks (since it last opened a product) than the
     instruction names options."""
-    taken = actions(episode)
-    if not taken or taken[-1] != "click[buy now]":
+    if not bought(episode):
         return False
+    taken = actions(episode)
     instruction = INSTRUCTION.search(episode["messages"][1]["content"])
     asked = len(re.findall(r"\w[\w ]*?: ", instruction.group(1))) if instruction else 0
     opened = max((i for i, a in enumerate(taken) if PRODUCT.fullmatch(a)), default=0)
@@ -127,7 +139,7 @@ def main() -> None:
             f"| {name} | {count} | {100 * count / n:.1f} % | {sum(e['reward'] for e in group) / count:.3f} | "
             f"{sum(e['steps'] for e in group) / count:.1f} |"
         )
-    purchases = sum(actions(e)[-1:] == ["click[buy now]"] for e in episodes)
+    purchases = sum(map(bought, episodes))
     print(
         f"\npurchases: {purchases}; with fewer option clicks than the instruction names: {sum(map(bought_without_every_option, episodes))}"
     )
