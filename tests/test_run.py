@@ -226,6 +226,38 @@ def test_pass_rates_roll_out_with_the_rl_sampling_settings(tmp_path, monkeypatch
     assert {(s.max_new_tokens, s.history_window, s.max_prompt_tokens, s.temperature) for s in seen} == {(17, 3, 333, 0.7)}
 
 
+def test_pass_rates_resume_at_the_first_unfinished_batch(tmp_path, monkeypatch, trajectory_file):
+    """A crash mid-way keeps the finished batches' episodes; the rerun rolls out only the rest."""
+    import contextlib
+
+    import prismrl.rollout as rollouts
+    from prismrl.envs import pool
+    from prismrl.pipeline import phases
+
+    seeds, crash_at = [], [2]
+
+    def fake_rollout(model, tokenizer, env_pool, env, task_ids, sampling, seed=None):
+        if len(seeds) == crash_at[0]:
+            raise RuntimeError("the environment crashed")
+        seeds.append(seed)
+        # won on the first of each task's two episodes: every rate is 0.5
+        return [rollouts.Episode(t, [], won=i % 2 == 0) for i, t in enumerate(task_ids)]
+
+    monkeypatch.setattr(rollouts, "rollout", fake_rollout)
+    monkeypatch.setattr(pool, "EnvPool", lambda *args: contextlib.nullcontext())
+    monkeypatch.setattr(phases, "PASS_RATE_BATCH_TASKS", 1)
+    job = Run(load_run_config(TINY, ["model=tiny", "pass_rate.k=2"]), tmp_path)
+    tasks = phases.task_ids(trajectory_file)
+    assert len(tasks) > 2
+    with pytest.raises(RuntimeError, match="crashed"):
+        phases.pass_rates(job, trajectory_file)
+    assert len(read_jsonl_prefix(tmp_path / "route" / "pass_rate_episodes.jsonl")) == 4
+    crash_at[0] = -1
+    rates = json.loads(phases.pass_rates(job, trajectory_file).read_text())
+    assert seeds == [job.cfg.seed + start for start in range(len(tasks))]
+    assert rates == {t: 0.5 for t in tasks}
+
+
 def test_rl_and_evaluation_share_one_agent_context(tmp_path, monkeypatch):
     """Set once in `agent:`, the context reaches RL and evaluation alike (issue 12: the paper configs
     evaluated with another window and prompt budget than RL trained with)."""

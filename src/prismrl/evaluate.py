@@ -101,8 +101,9 @@ def summarize(episodes: list[dict]) -> dict:
     }
 
 
-def _finished_batches(path: Path, batch_sizes: dict[int, int]) -> list[dict]:
-    """Episode records of whole batches from an interrupted evaluation; a partial batch is dropped."""
+def finished_batches(path: Path, batch_sizes: dict[int, int]) -> list[dict]:
+    """Episode records of whole batches from an interrupted run of batched rollouts (evaluation,
+    pass-rate), each record tagged with its batch's start; a partial batch is dropped."""
     records = repair_jsonl(path)
     counts = defaultdict(int)
     for record in records:
@@ -152,7 +153,7 @@ def evaluate(cfg: EvalConfig, model=None, tokenizer=None, progress: bool = True)
     sizes = {start: len(tasks[start : start + cfg.batch_episodes]) for start in starts}
     out = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="prism-eval-"))
     episodes_path = out / "episodes.jsonl"
-    episodes = _finished_batches(episodes_path, sizes)
+    episodes = finished_batches(episodes_path, sizes)
     done = {r["batch"] for r in episodes}
     started = time.perf_counter()
     with (

@@ -6,7 +6,7 @@
 A phase takes the run (config + folder) and its inputs, writes its output inside the run folder,
 and is skipped (its output returned as it is) when its done-marker exists, so a crashed run
 resumes at the phase that did not finish; each phase also resumes inside (probe records, SFT and
-RL checkpoints, evaluation batches). A phase with a ledger name appends one cost record to
+RL checkpoints, pass-rate and evaluation batches). A phase with a ledger name appends one cost record to
 `ledger.jsonl` per time it runs; `cost.add(...)` counts its tokens.
 """
 

@@ -2,7 +2,7 @@
 
 phase          writes (in the run folder)              done when         ledger
 expert_data    data/expert.jsonl                       generate_report   –
-pass_rates     route/pass_rates.json                   itself            pass-rate
+pass_rates     route/pass_rates.json (+ its episodes)  itself            pass-rate
 probe_route    route/{sft,rl}.jsonl, routing.json, report  routing.json      probe
 plain_route    route/{sft,rl}.jsonl, routing.json          routing.json      –   (random, pass-rate, conflict)
 sft            sft/final                               its config.json   sft
@@ -24,6 +24,9 @@ from prismrl.config import build
 from prismrl.data.format import DEFAULT_MAX_LENGTH
 from prismrl.ledger import CostRecord
 from prismrl.pipeline.phase import Run, phase
+
+
+PASS_RATE_BATCH_TASKS = 8  # tasks rolled out together (k episodes each) by the pass-rate phase
 
 
 def task_ids(path: Path) -> list[str]:
@@ -60,16 +63,20 @@ def expert_data(run: Run, cost: None) -> None:
 
 @phase("pass-rate", output="route/pass_rates.json")
 def pass_rates(run: Run, cost: CostRecord, expert: Path) -> None:
-    """HPT-style signal: the base model's success rate over k rollouts of each trajectory's task."""
+    """HPT-style signal: the base model's success rate over k rollouts of each trajectory's task.
+    Each batch's episodes are appended to route/pass_rate_episodes.jsonl, so a rerun after a crash
+    redoes only unfinished batches (seeded by their start: the same episodes) and the transcripts
+    can be read."""
     from prismrl.envs.base import agent_env_config
     from prismrl.envs.pool import EnvPool
-    from prismrl.fileio import atomic_write_json
+    from prismrl.evaluate import finished_batches
+    from prismrl.fileio import JsonlAppender, atomic_write_json
     from prismrl.models import load_model
+    from prismrl.progress import Progress
     from prismrl.rollout import rollout
     from prismrl.train.rl import RLConfig, rollout_sampling
 
     cfg = run.cfg
-    model, tokenizer, _ = load_model(cfg.model, cfg.dtype, cfg.device)
     k = cfg.pass_rate["k"]
     tasks = task_ids(expert)
     # The rollouts RL will run (its sampling and context settings, defaults included), so the rate
@@ -77,13 +84,31 @@ def pass_rates(run: Run, cost: CostRecord, expert: Path) -> None:
     sampling = rollout_sampling(build(RLConfig, {**cfg.agent, **cfg.rl}, "rl"))
     if "temperature" in cfg.pass_rate:
         sampling = replace(sampling, temperature=cfg.pass_rate["temperature"])
-    wins: dict[str, list[bool]] = {t: [] for t in tasks}
-    with EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool:
-        for start in range(0, len(tasks), 8):
-            batch = [t for t in tasks[start : start + 8] for _ in range(k)]
+    starts = range(0, len(tasks), PASS_RATE_BATCH_TASKS)
+    sizes = {start: k * len(tasks[start : start + PASS_RATE_BATCH_TASKS]) for start in starts}
+    episodes_path = run.out / "route" / "pass_rate_episodes.jsonl"
+    episodes = finished_batches(episodes_path, sizes)
+    done = {r["batch"] for r in episodes}
+    model, tokenizer, _ = load_model(cfg.model, cfg.dtype, cfg.device)
+    with (
+        EnvPool(cfg.env, agent_env_config(cfg.env, cfg.env_config), cfg.n_workers) as pool,
+        JsonlAppender(episodes_path) as sink,
+        Progress() as bar,
+    ):
+        job = bar.add_task(f"pass-rate {cfg.env} (k={k})", total=sum(sizes.values()), completed=len(episodes))
+        for start in starts:
+            if start in done:
+                continue
+            batch = [t for t in tasks[start : start + PASS_RATE_BATCH_TASKS] for _ in range(k)]
             for episode in rollout(model, tokenizer, pool, cfg.env, batch, sampling, seed=cfg.seed + start):
-                wins[episode.task_id].append(episode.won)
-                cost.add(forward=sum(len(t.prompt_ids) for t in episode.turns), generated=sum(len(t.response_ids) for t in episode.turns))
+                record = {"batch": start, **episode.to_dict()}
+                sink.write(record)
+                episodes.append(record)
+                cost.add(forward=record["prompt_tokens"], generated=record["generated_tokens"])
+            bar.update(job, advance=len(batch))
+    wins: dict[str, list[bool]] = {t: [] for t in tasks}
+    for record in episodes:
+        wins[record["task_id"]].append(record["won"])
     atomic_write_json(run.out / "route" / "pass_rates.json", {t: sum(w) / len(w) for t, w in wins.items()})
 
 

@@ -28,6 +28,7 @@ KEEP = (
     "rl_curve.png",
     "rl_config.json",
     "pass_rates.json",
+    "pass_rate_episodes.jsonl",
     "results.json",
     "episodes.jsonl",
 )
