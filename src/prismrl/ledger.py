@@ -7,22 +7,32 @@ peak so far).
 FLOPs are the usual estimates: 2·P per token for a forward pass (inference, generation) and
 4·P more for a backward pass, so training costs 6·P·tokens. A pipeline's cost is the sum of its
 lines; the paper's speed-up (e.g. 3.22×) is the rl-all pipeline's cost over another's.
+
+A phase killed outright (SIGKILL, a session's end) runs no exit code, so while it runs its record
+so far is rewritten every CHECKPOINT_SECONDS to `ledger.running.json`; the next phase started in
+the folder finds it and appends it, marked killed. A phase resumed over several processes thus
+costs the sum of its lines, losing at most CHECKPOINT_SECONDS per kill.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from prismrl.fileio import JsonlAppender, read_jsonl_prefix, repair_jsonl
+from prismrl.fileio import JsonlAppender, atomic_write_json, read_jsonl_prefix, repair_jsonl
 
 LEDGER_FILE = "ledger.jsonl"
+RUNNING_FILE = "ledger.running.json"
+CHECKPOINT_SECONDS = 60.0
+KILLED_NOTE = f"killed; its cost up to the last update (every {CHECKPOINT_SECONDS:.0f} s)"
 
 
 def reset_peak_rss() -> None:
@@ -61,23 +71,49 @@ class CostRecord:
         self.generated_tokens += generated
 
 
+def _append(path: Path, record: dict) -> None:
+    repair_jsonl(path)  # a run killed mid-write left half a line
+    with JsonlAppender(path) as sink:
+        sink.write(record)
+
+
+def append_killed(out_dir: str | Path) -> None:
+    """Append the record a killed phase left in `out_dir`, if any."""
+    running = Path(out_dir) / RUNNING_FILE
+    if not running.exists():
+        return
+    try:
+        record = json.loads(running.read_text())
+    except json.JSONDecodeError:  # written atomically, so only a hand-edited file gets here
+        record = None
+    if record is not None:
+        record["note"] = (record["note"] + " " if record["note"] else "") + KILLED_NOTE
+        _append(Path(out_dir) / LEDGER_FILE, record)
+    running.unlink()
+
+
 class phase:
     """`with phase("probe", out_dir, params) as cost: cost.add(backward=n)` appends one record."""
 
     def __init__(self, name: str, out_dir: str | Path, params: int, note: str = ""):
         self.record = CostRecord(phase=name, params=params, note=note)
         self.path = Path(out_dir) / LEDGER_FILE
+        self.running = Path(out_dir) / RUNNING_FILE
+        self._stop = threading.Event()
+        self._checkpoints = threading.Thread(target=self._checkpoint_until_stopped, daemon=True)
 
     def __enter__(self) -> CostRecord:
+        append_killed(self.path.parent)
         self._wall = time.perf_counter()
         self._cpu = time.process_time()
         reset_peak_rss()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
+        self._checkpoints.start()
         return self.record
 
-    def __exit__(self, exc_type, *exc) -> None:
-        record = self.record
+    def _measure(self, record: CostRecord) -> CostRecord:
+        """Fill in `record`'s time, FLOPs and peak memory as of now."""
         record.wall_seconds = time.perf_counter() - self._wall
         record.cpu_seconds = time.process_time() - self._cpu
         p = record.params
@@ -87,11 +123,21 @@ class phase:
         if torch.cuda.is_available():
             record.gpu_seconds = record.wall_seconds * torch.cuda.device_count()
             record.peak_memory_gb = torch.cuda.max_memory_allocated() / 2**30
+        return record
+
+    def _checkpoint_until_stopped(self) -> None:
+        while not self._stop.wait(CHECKPOINT_SECONDS):
+            self.running.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.running, asdict(self._measure(replace(self.record))))
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._stop.set()
+        self._checkpoints.join()
+        record = self._measure(self.record)
         if exc_type is not None:
             record.note = (record.note + " " if record.note else "") + f"interrupted by {exc_type.__name__}"
-        repair_jsonl(self.path)  # a run killed mid-write left half a line
-        with JsonlAppender(self.path) as sink:
-            sink.write(asdict(record))
+        _append(self.path, asdict(record))
+        self.running.unlink(missing_ok=True)
 
 
 def total(out_dir: str | Path) -> dict:
