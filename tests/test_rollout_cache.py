@@ -7,7 +7,8 @@ import prismrl.rollout.agent as agent
 from prismrl.rollout import SamplingConfig, rollout
 from prismrl.envs.pool import EnvPool, StepOutcome
 from prismrl.rollout.history import prompt_tokens, render, windowed
-from prismrl.rollout.kv_cache import EpisodeCaches
+import prismrl.rollout.kv_cache as kv_cache
+from prismrl.rollout.kv_cache import EpisodeCaches, split_by_feed
 from prismrl.rollout.sampling import sample_replies
 
 
@@ -134,6 +135,38 @@ def test_reuse_across_rows_of_different_lengths(tiny):
     assert n_new == 13
     assert caches.reused_tokens == sum(max(0, len(p) - n_new) for p in second.values())
     assert caches.entries[2].ids == second[2] + again[2][:4]
+
+
+def test_a_window_jump_among_short_feeds_gets_a_batch_of_its_own():
+    # 31 rows feed an observation (100 tokens), one a whole prompt after a jump (2000): one batch
+    # would feed 32 x 2000 columns, two feed 31 x 100 + 2000
+    assert split_by_feed([100] * 15 + [2000] + [100] * 16, min_saved=4096) == [[*range(15), *range(16, 32)], [15]]
+    assert split_by_feed([100] * 3 + [2000], min_saved=10_000) == [[0, 1, 2, 3]]  # saves 5700: not worth a call
+    assert split_by_feed([300, 320, 310, 290], min_saved=0) == [[0, 3], [1, 2]]  # 2 x 300 + 2 x 320 is the best cut
+    assert split_by_feed([50, 50], min_saved=0) == [[0, 1]]  # nothing to save
+    assert split_by_feed([7], min_saved=0) == [[0]]
+
+
+def test_split_rows_reply_as_they_would_alone_and_feed_less(tiny, monkeypatch):
+    """Two cached rows continue with a short segment, a third jumps to a long new prompt: cut into
+    two batches, every row still gets what re-encoding its prompt alone gives."""
+    model, tokenizer = tiny
+    config = _config(max_new_tokens=4)
+    first = {0: [5, 6, 7, 8, 9, 10], 1: [20, 21, 22, 23], 2: [30, 31, 32]}
+    fed = {}
+    for min_saved in (10**9, 0):  # never split, split where it saves anything
+        monkeypatch.setattr(kv_cache, "SPLIT_MIN_SAVED_TOKENS", min_saved)
+        caches = EpisodeCaches(model, tokenizer, config)
+        replies = caches.sample(list(first), list(first.values()))
+        second = {0: first[0] + replies[0] + [40], 1: first[1] + replies[1] + [41], 2: list(range(100, 160))}
+        caches.fed_tokens = 0
+        again = caches.sample(list(second), list(second.values()), seed=0)
+        assert again == [sample_replies(model, tokenizer, [p], config)[0] for p in second.values()]
+        assert [caches.entries[i].ids[: len(p)] for i, p in second.items()] == list(second.values())
+        fed[min_saved] = caches.fed_tokens
+    # unsplit, rows 0 and 1 re-feed their whole prompts (shorter than 60); split, only the reply's
+    # last token (never fed) and the new one
+    assert fed[10**9] == len(second[0]) + len(second[1]) + 60 and fed[0] == 2 + 2 + 60
 
 
 def test_window_jumps_when_the_prompt_would_not_fit(tiny, histories):

@@ -43,6 +43,13 @@ layout, so a cached key sits at the same position (same rotary phase) it was com
 attention mask hides the zero-filled padding columns. After sampling, each live episode copies
 out its own slice (prompt + reply, as far as the batch fed it); finished episodes are dropped.
 
+One row with a whole prompt to feed (a window jump) thus makes every row feed that many tokens:
+with 32 episodes near the prompt budget, most turns would prefill 32 whole prompts. So a turn's
+rows are cut into two batches, by how much each must feed, where that saves more than
+`SPLIT_MIN_SAVED_TOKENS` fed tokens (the second batch's own decode steps are the price). A row's
+reply does not depend on its batch's other rows beyond float rounding (left padding is masked);
+the second batch continues the first's seeded random stream.
+
 The turn's batch cache is allocated once, with room for the fed columns and `max_new_tokens`
 (`TurnLayer`): transformers' `DynamicLayer` grows by `torch.cat`, copying every layer's whole
 cache at every generated token, which at a few thousand tokens of context is a good part of a
@@ -101,6 +108,27 @@ class TurnLayer(DynamicLayer):
         return self.keys, self.values
 
 
+# A second generate call pays up to max_new_tokens more decode steps (about 3 s for SmolLM2-135M on
+# 2 CPU cores at 64 tokens), worth a few thousand prefill tokens there.
+SPLIT_MIN_SAVED_TOKENS = 4096
+
+
+def split_by_feed(needs: list[int], min_saved: int) -> list[list[int]]:
+    """The rows of a turn's batch as one group, or two where feeding each group only as many
+    columns as its own widest row saves more than `min_saved` fed tokens. `needs[row]`: the tokens
+    that row must feed. The cut is the best one in the rows sorted by need."""
+    order = sorted(range(len(needs)), key=needs.__getitem__)
+    widest = needs[order[-1]] if order else 0
+    best_cut, best_fed = None, len(needs) * widest - min_saved
+    for cut in range(1, len(order)):
+        fed = cut * needs[order[cut - 1]] + (len(order) - cut) * widest
+        if fed < best_fed:
+            best_cut, best_fed = cut, fed
+    if best_cut is None:
+        return [list(range(len(needs)))]
+    return [sorted(order[:best_cut]), sorted(order[best_cut:])]
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -139,12 +167,23 @@ class EpisodeCaches:
     @torch.no_grad()
     def sample(self, indices: list[int], prompts: list[list[int]], seed: int | None = None) -> list[list[int]]:
         """`sample_replies` for these episodes' prompts, reusing and then extending their caches."""
-        from transformers import DynamicCache
-
         reuse = []
         for index, ids in zip(indices, prompts):
             entry = self.entries.get(index)
             reuse.append(min(common_prefix(entry.ids, ids), len(ids) - 1) if entry else 0)
+        replies: list[list[int]] = [[] for _ in prompts]
+        for group, rows in enumerate(split_by_feed([len(ids) - r for ids, r in zip(prompts, reuse)], SPLIT_MIN_SAVED_TOKENS)):
+            sampled = self._sample_batch(
+                [indices[r] for r in rows], [prompts[r] for r in rows], [reuse[r] for r in rows], seed if group == 0 else None
+            )
+            for row, reply in zip(rows, sampled):
+                replies[row] = reply
+        return replies
+
+    def _sample_batch(self, indices: list[int], prompts: list[list[int]], reuse: list[int], seed: int | None) -> list[list[int]]:
+        """One left-padded batch: cached columns copied in, the rest fed, each row's cache copied out."""
+        from transformers import DynamicCache
+
         width = max(len(ids) for ids in prompts)
         n_new = max(len(ids) - r for ids, r in zip(prompts, reuse))
         past = width - n_new  # columns of the left-padded batch served from the caches
