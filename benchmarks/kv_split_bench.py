@@ -20,32 +20,22 @@ import time
 
 import torch
 
-import prismrl.rollout.agent as agent
 import prismrl.rollout.kv_cache as kv_cache
 from prismrl.envs import make
 from prismrl.envs.pool import EnvPool
 from prismrl.models import load_model
 from prismrl.rollout import SamplingConfig, rollout
+from rollout_bench import recorded_caches  # this folder: `python benchmarks/kv_split_bench.py`
 
 SETTINGS = {"one batch": 10**12, "split": kv_cache.SPLIT_MIN_SAVED_TOKENS}
 
 
 def play(model, tokenizer, env: str, tasks: list[str], config: SamplingConfig, seed: int) -> dict:
     found = []
-
-    class Recorded(kv_cache.EpisodeCaches):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            found.append(self)
-
-    original, agent.EpisodeCaches = agent.EpisodeCaches, Recorded
-    try:
-        with EnvPool(env, {}, 0) as pool:
-            started = time.perf_counter()
-            episodes = rollout(model, tokenizer, pool, env, tasks, config, seed=seed)
-            seconds = time.perf_counter() - started
-    finally:
-        agent.EpisodeCaches = original
+    with EnvPool(env, {}, 0) as pool, recorded_caches(found):
+        started = time.perf_counter()
+        episodes = rollout(model, tokenizer, pool, env, tasks, config, seed=seed)
+        seconds = time.perf_counter() - started
     turns = [t for e in episodes for t in e.turns]
     return {
         "seconds": seconds,

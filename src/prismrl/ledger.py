@@ -87,7 +87,7 @@ def append_killed(out_dir: str | Path) -> None:
     except json.JSONDecodeError:  # written atomically, so only a hand-edited file gets here
         record = None
     if record is not None:
-        record["note"] = (record["note"] + " " if record["note"] else "") + KILLED_NOTE
+        record["note"] = f"{record['note']} {KILLED_NOTE}".strip()
         _append(Path(out_dir) / LEDGER_FILE, record)
     running.unlink()
 
@@ -135,7 +135,7 @@ class phase:
         self._checkpoints.join()
         record = self._measure(self.record)
         if exc_type is not None:
-            record.note = (record.note + " " if record.note else "") + f"interrupted by {exc_type.__name__}"
+            record.note = f"{record.note} interrupted by {exc_type.__name__}".strip()
         _append(self.path, asdict(record))
         self.running.unlink(missing_ok=True)
 

@@ -108,8 +108,10 @@ class TurnLayer(DynamicLayer):
         return self.keys, self.values
 
 
-# A second generate call pays up to max_new_tokens more decode steps (about 3 s for SmolLM2-135M on
-# 2 CPU cores at 64 tokens), worth a few thousand prefill tokens there.
+# A second generate call pays up to max_new_tokens more decode steps. docs/PERFORMANCE.md's KV-cache
+# rollout (SmolLM2-135M, 2 CPU cores, batch 8) decoded at ~0.26 s a step and prefilled ~410 tokens/s,
+# so 64 extra steps cost at most what ~6,800 fed tokens do (fewer when replies end early). Not tuned:
+# benchmarks/kv_split_bench.py measured this value a net gain (0.92x the seconds).
 SPLIT_MIN_SAVED_TOKENS = 4096
 
 
