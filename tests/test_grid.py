@@ -110,6 +110,30 @@ def test_a_fresh_machine_takes_the_data_and_the_probe_back_from_the_committed_re
     assert [r["note"] for r in _ledger(third / "inverse-s0") if r["phase"] == "probe"] == [""]
 
 
+def test_a_run_committed_with_the_same_config_is_not_run_again_on_a_fresh_machine(tmp_path):
+    from prismrl.report.save import save_summary
+
+    first, results, fresh = tmp_path / "first-machine", tmp_path / "results", tmp_path / "second-machine"
+    list(run_grid(TINY, first, [Entry("base", 0)], CHEAP))
+    save_summary(first / "base-s0", results / "base-s0")
+    committed = json.loads((results / "base-s0" / "summary.json").read_text())
+
+    assert list(run_grid(TINY, fresh, [Entry("base", 0)], CHEAP, results)) == [(Entry("base", 0), results / "base-s0", committed)]
+    assert not (fresh / "base-s0").exists()
+    listed = CliRunner().invoke(
+        app,
+        ["grid", str(TINY), "--out", str(fresh), "--methods", "base", "--seeds", "0,1", "--results", str(results)]
+        + [arg for o in CHEAP for arg in ("--set", o)]
+        + ["--list"],
+    )
+    assert listed.exit_code == 0 and listed.output.split() == ["base-s0", "done", "(committed", "to", f"{results})", "base-s1", "to", "do"]
+
+    # another config (more evaluation episodes) is run, not taken
+    ran = list(run_grid(TINY, fresh, [Entry("base", 0)], [*CHEAP, "eval.episodes=3"], results))
+    assert [folder for _, folder, _ in ran] == [fresh / "base-s0"] * 2
+    assert ran[-1][2]["eval"]["test"]["episodes"] == 3
+
+
 def test_a_later_grid_call_shares_with_the_runs_an_earlier_one_left_of_the_same_config_only(tmp_path):
     list(run_grid(TINY, tmp_path, [Entry("prism-gini", 0)], CHEAP))
     list(run_grid(TINY, tmp_path / "other", [Entry("random", 0)], [*CHEAP, "eval.episodes=1"]))

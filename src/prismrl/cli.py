@@ -565,10 +565,11 @@ def grid(
     low_memory: bool = LowMemoryOpt,
 ):
     """Methods x seeds of one config, each a resumable `prism run`, sharing expert data, probe and SFT-all."""
-    use_threads(threads)
+    if not list_only:  # listing computes nothing: no warning about a busy machine
+        use_threads(threads)
     if low_memory:
         release_freed_memory()
-    from prismrl.pipeline.grid import grid_plan, run_grid, save_shared_inputs
+    from prismrl.pipeline.grid import committed, entry_config, grid_plan, run_grid, save_shared_inputs
     from prismrl.report.save import save_summary
 
     try:
@@ -576,7 +577,12 @@ def grid(
         if list_only:
             for entry in plan:
                 run_dir = Path(out) / entry.name
-                state = "done" if (run_dir / "summary.json").exists() else "started" if run_dir.exists() else "to do"
+                if (run_dir / "summary.json").exists():
+                    state = "done"
+                elif results and committed(results, entry.name, entry_config(config, entry, overrides or [])):
+                    state = f"done (committed to {results})"
+                else:
+                    state = "started" if run_dir.exists() else "to do"
                 stdout.print(f"{entry.name:<28} {state}")
             return
         for entry, run_dir, summary in run_grid(config, out, plan, overrides or [], results):
@@ -585,7 +591,7 @@ def grid(
                 continue
             line = ", ".join(f"{split} success {100 * r['success']:.1f}% score {r['score']:.1f}" for split, r in summary["eval"].items())
             stdout.print(f"grid {entry.name}: {line}; {summary['cost']['total']['wall_seconds']:.0f} s")
-            if results:
+            if results and run_dir != Path(results) / entry.name:  # not one run_grid found committed already
                 save_summary(run_dir, Path(results) / entry.name)
                 save_shared_inputs(out, plan, Path(results) / "shared")
     except USER_ERRORS as error:

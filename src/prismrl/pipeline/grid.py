@@ -1,7 +1,9 @@
 """`prism grid`: the experiment grid — methods × seeds (and RL-share variants) of one run config,
 each a `prism run` folder `DIR/<name>`, run one after another, one seed of every method before
 the next seed. It resumes: a finished run (its summary.json) is skipped and an interrupted one
-resumes at its phase, so an interruption loses at most the phase it stopped in.
+resumes at its phase, so an interruption loses at most the phase it stopped in. A run committed
+to `--results` with the same config counts as finished too, so a grid continued on another
+machine does not run again what results/ already holds.
 
 Runs share what their methods compute alike. Before a run starts, a sibling's finished output is
 copied into its folder (a checkpoint as hard links), so the phase finds its done-marker and is
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from prismrl.fileio import JsonlAppender, atomic_dir, read_jsonl_prefix
 from prismrl.ledger import LEDGER_FILE
-from prismrl.pipeline.run import run, save_config, saved_config
+from prismrl.pipeline.run import run, same_config, save_config, saved_config
 from prismrl.pipeline.run_config import METHODS, RunConfig, load_run_config
 from prismrl.prism.runner import META_FILE, PROBE_FILE
 
@@ -84,12 +86,15 @@ def run_grid(
 ) -> Iterator[tuple[Entry, Path, dict | None]]:
     """Run (or resume) every entry into `out/<entry.name>`; yields (entry, folder, None) as a run
     starts and (entry, folder, summary) once it is done (at once for a run finished earlier).
-    `results`: a folder `prism grid --results` filled, the fallback for the data and the probe."""
+    `results`: a folder `prism grid --results` filled: its runs of the same config are finished (the
+    folder yielded is the committed one), and it is the fallback for the data and the probe."""
     out = Path(out)
     configs = {entry: entry_config(config, entry, overrides) for entry in grid}  # every typo before the first hour of work
     for entry in grid:
         cfg, run_dir = configs[entry], out / entry.name
         summary_file = run_dir / "summary.json"
+        if not summary_file.exists() and results and committed(results, entry.name, cfg):
+            run_dir, summary_file = Path(results) / entry.name, Path(results) / entry.name / "summary.json"
         if not summary_file.exists():
             yield entry, run_dir, None
             save_config(cfg, run_dir)  # a folder holding another config is refused before anything is copied into it
@@ -97,6 +102,12 @@ def run_grid(
             take_shared(cfg, run_dir, siblings(out, run_dir, cfg, [out / e.name for e in grid]), archive)
             run(cfg, run_dir)
         yield entry, run_dir, json.loads(summary_file.read_text())
+
+
+def committed(results: str | Path, name: str, cfg: RunConfig) -> bool:
+    """Whether `results` holds the summary of run `name` finished with exactly `cfg`."""
+    folder = Path(results) / name
+    return (folder / "summary.json").exists() and (folder / "config.yaml").exists() and same_config(folder / "config.yaml", cfg)
 
 
 def siblings(out: Path, run_dir: Path, cfg: RunConfig, preferred: list[Path]) -> list[Path]:

@@ -22,10 +22,14 @@ SUMMARY_KEYS = ("success", "success_ci95", "score", "score_ci95", "mean_steps", 
 def save_config(cfg: RunConfig, out: Path) -> None:
     """The resolved config beside the results; a folder holding another run's config is refused."""
     config_file = out / "config.yaml"
-    resolved = yaml.safe_dump(asdict(cfg), sort_keys=False)
-    if config_file.exists() and yaml.safe_dump(saved_config(config_file), sort_keys=False) != resolved:
+    if config_file.exists() and not same_config(config_file, cfg):
         raise ConfigError(f"{out} holds a run with another config ({config_file}); use a new --out to change settings")
-    atomic_write_text(config_file, resolved)
+    atomic_write_text(config_file, yaml.safe_dump(asdict(cfg), sort_keys=False))
+
+
+def same_config(config_file: Path, cfg: RunConfig) -> bool:
+    """Whether a saved config resolves to `cfg` (compared as YAML: the file holds lists where cfg has tuples)."""
+    return yaml.safe_dump(saved_config(config_file), sort_keys=False) == yaml.safe_dump(asdict(cfg), sort_keys=False)
 
 
 def saved_config(config_file: Path) -> dict:
