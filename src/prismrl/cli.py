@@ -569,7 +569,7 @@ def grid(
         use_threads(threads)
     if low_memory:
         release_freed_memory()
-    from prismrl.pipeline.grid import committed, entry_config, grid_plan, run_grid, save_shared_inputs
+    from prismrl.pipeline.grid import entry_config, finished, grid_plan, run_grid, save_shared_inputs
     from prismrl.report.save import save_summary
 
     try:
@@ -577,10 +577,9 @@ def grid(
         if list_only:
             for entry in plan:
                 run_dir = Path(out) / entry.name
-                if (run_dir / "summary.json").exists():
-                    state = "done"
-                elif results and committed(results, entry.name, entry_config(config, entry, overrides or [])):
-                    state = f"done (committed to {results})"
+                done = finished(out, entry.name, entry_config(config, entry, overrides or []), results)
+                if done:
+                    state = "done" if done == run_dir else f"done (committed to {results})"
                 else:
                     state = "started" if run_dir.exists() else "to do"
                 stdout.print(f"{entry.name:<28} {state}")

@@ -91,23 +91,28 @@ def run_grid(
     out = Path(out)
     configs = {entry: entry_config(config, entry, overrides) for entry in grid}  # every typo before the first hour of work
     for entry in grid:
-        cfg, run_dir = configs[entry], out / entry.name
-        summary_file = run_dir / "summary.json"
-        if not summary_file.exists() and results and committed(results, entry.name, cfg):
-            run_dir, summary_file = Path(results) / entry.name, Path(results) / entry.name / "summary.json"
-        if not summary_file.exists():
+        cfg = configs[entry]
+        run_dir = finished(out, entry.name, cfg, results)
+        if run_dir is None:
+            run_dir = out / entry.name
             yield entry, run_dir, None
             save_config(cfg, run_dir)  # a folder holding another config is refused before anything is copied into it
             archive = Archive.matching(results, entry.name, cfg) if results else None
             take_shared(cfg, run_dir, siblings(out, run_dir, cfg, [out / e.name for e in grid]), archive)
             run(cfg, run_dir)
-        yield entry, run_dir, json.loads(summary_file.read_text())
+        yield entry, run_dir, json.loads((run_dir / "summary.json").read_text())
 
 
-def committed(results: str | Path, name: str, cfg: RunConfig) -> bool:
-    """Whether `results` holds the summary of run `name` finished with exactly `cfg`."""
-    folder = Path(results) / name
-    return (folder / "summary.json").exists() and (folder / "config.yaml").exists() and same_config(folder / "config.yaml", cfg)
+def finished(out: str | Path, name: str, cfg: RunConfig, results: str | Path | None = None) -> Path | None:
+    """The folder holding run `name`'s summary: `out`'s own, or one committed to `results` with
+    exactly `cfg`; None while the run is not finished."""
+    own = Path(out) / name
+    if (own / "summary.json").exists():
+        return own
+    saved = Path(results) / name if results else None
+    if saved and (saved / "summary.json").exists() and (saved / "config.yaml").exists() and same_config(saved / "config.yaml", cfg):
+        return saved
+    return None
 
 
 def siblings(out: Path, run_dir: Path, cfg: RunConfig, preferred: list[Path]) -> list[Path]:
